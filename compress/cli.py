@@ -1,0 +1,116 @@
+"""The `edge-compress` command: parses arguments, calls the API, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from compress import __version__
+from compress.errors import CompressError
+
+__all__ = ["main"]
+
+EPILOG = """\
+examples:
+  edge-compress run pipelines/digits_edge.yaml           train, distill, export, benchmark, report
+  edge-compress run pipelines/digits_edge.yaml --resume  continue an interrupted run, reusing finished stages
+  edge-compress validate pipelines/*.yaml                check recipes without running them
+  edge-compress stages                                   list stages and their config keys
+
+exit codes: 0 success, 1 internal error (a bug: please report it), 2 bad input (recipe, data, files),
+130 interrupted.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-compress",
+        description="Compress a PyTorch model into an edge-ready ONNX student and measure what was gained and lost.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"edge-compress {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a recipe into runs/<name>/", description="Run a recipe's stages in order.")
+    run.add_argument("recipe", type=Path, help="recipe YAML file (see pipelines/)")
+    run.add_argument("--out", type=Path, help="run folder (default: runs/<recipe name>)")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="reuse finished stages whose config and inputs are unchanged")
+    mode.add_argument("--overwrite", action="store_true", help="delete an existing run in the folder and start again")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars or stage lines, only the final paths")
+
+    validate = sub.add_parser("validate", help="check recipes without running anything", description="Validate recipes: keys, types, stage names, model names.")
+    validate.add_argument("recipes", type=Path, nargs="+", help="recipe YAML files")
+
+    stages = sub.add_parser("stages", help="list stages and their config keys", description="List registered stages with their config fields.")
+    stages.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
+    handlers = {"run": _run, "validate": _validate, "stages": _stages}
+    try:
+        return handlers[args.command](args)
+    except CompressError as err:
+        print(f"edge-compress: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("edge-compress: interrupted; finished stages are kept, run again with --resume to continue", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from compress.pipeline import Pipeline
+
+    pipeline = Pipeline.from_recipe(args.recipe)
+    out = args.out or Path("runs") / pipeline.name
+    manifest = pipeline.run(out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
+    reused = [s.id for s in manifest.stages if s.status == "reused"]
+    print(f"run folder: {out}")
+    if reused:
+        print(f"reused stages: {', '.join(reused)}")
+    summary = json.loads((out / "summary.json").read_text())
+    for model in summary["models"]:
+        metric = model["metric"]
+        score = f"{metric['name']} {metric['value']:.4f}" if metric else "not benchmarked"
+        where = out / model["onnx"] if model["onnx"] else "not exported"
+        print(f"  {model['name']:<10} {score}, {model['params'] or 0:,} params, ONNX: {where}")
+    for stage in manifest.stages:
+        if stage.type == "report":
+            print(f"report: {out / stage.metrics['report']}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from compress.pipeline import Pipeline
+
+    for path in args.recipes:
+        pipeline = Pipeline.from_recipe(path)
+        print(f"{path}: ok ({len(pipeline.stages)} stages: {', '.join(pipeline.ids)})")
+    return 0
+
+
+def _stages(args: argparse.Namespace) -> int:
+    from compress.stages import STAGES
+
+    listing = {}
+    for name, cls in STAGES.items():
+        fields = {}
+        for key, field in cls.Config.model_fields.items():
+            default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+            fields[key] = {"default": default, "description": field.description or ""}
+        listing[name] = {"doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "", "fields": fields}
+    if args.json:
+        print(json.dumps(listing, indent=2, default=str))
+        return 0
+    for name, info in listing.items():
+        print(f"{name}: {info['doc']}")
+        for key, f in info["fields"].items():
+            print(f"    {key:<16} {f['description']} (default: {f['default']})")
+    return 0

@@ -1,0 +1,70 @@
+"""What a task gives the pipeline: three splits, the kind of output, and a metric."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from compress.data.metrics import ACCURACY, MSE, Metric
+from compress.errors import DataError
+
+__all__ = ["TaskData", "predict_numpy"]
+
+Kind = Literal["classification", "regression"]
+
+
+@dataclass
+class TaskData:
+    """Built-in tasks and user factories (`module:function` in a recipe) both return this.
+
+    Each split yields `(input, target)` pairs; inputs are float tensors of one fixed shape,
+    targets are class indices (classification) or float tensors of shape `(num_outputs,)`.
+    `augment`, if given, maps a training input batch to a randomly perturbed one.
+    """
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    kind: Kind
+    num_outputs: int
+    name: str = "custom"
+    metric: Metric = field(default=None)  # type: ignore[assignment]
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # random training-time transform of an input batch
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("classification", "regression"):
+            raise DataError(f"task {self.name!r}: kind must be 'classification' or 'regression'")
+        if self.metric is None:
+            self.metric = ACCURACY if self.kind == "classification" else MSE
+        for split in ("train", "val", "test"):
+            if len(getattr(self, split)) == 0:  # type: ignore[arg-type]
+                raise DataError(f"task {self.name!r}: the {split} split is empty")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.test[0][0].shape)
+
+    def example_input(self, batch: int = 1) -> torch.Tensor:
+        return torch.stack([self.test[i][0] for i in range(min(batch, len(self.test)))])
+
+    def loader(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> DataLoader:
+        generator = torch.Generator().manual_seed(seed)
+        return DataLoader(getattr(self, split), batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+    def targets(self, split: str) -> np.ndarray:
+        dataset = getattr(self, split)
+        return torch.stack([torch.as_tensor(dataset[i][1]) for i in range(len(dataset))]).numpy()
+
+    def evaluate(self, predict: Callable[[np.ndarray], np.ndarray], split: str, batch_size: int = 256) -> dict[str, float]:
+        """Metric values of `predict` (numpy batch -> numpy outputs) on one split."""
+        outputs = predict_numpy(predict, self.loader(split, batch_size))
+        return self.metric.compute(outputs, self.targets(split))
+
+
+def predict_numpy(predict: Callable[[np.ndarray], np.ndarray], loader: DataLoader) -> np.ndarray:
+    return np.concatenate([np.asarray(predict(x.numpy())) for x, _ in loader])

@@ -1,0 +1,90 @@
+"""One training loop for every stage that trains: AdamW, cosine LR, early stopping on the task metric,
+best weights restored at the end. The loss is a callable, so the loop knows nothing about distillation."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+from tqdm.auto import tqdm
+
+from compress.data.task import TaskData
+from compress.config import StageConfig
+
+__all__ = ["FitConfig", "FitResult", "fit", "torch_predictor"]
+
+BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class FitConfig(StageConfig):
+    """Optimisation settings shared by every training stage."""
+
+    epochs: int = Field(60, ge=0, description="maximum training epochs")
+    batch_size: int = Field(64, ge=1, description="training batch size")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate (AdamW, cosine decay to 0)")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
+    patience: int | None = Field(None, ge=1, description="stop after this many epochs without a better validation metric; null: run all epochs")
+    augment: bool = Field(True, description="apply the task's training augmentation, if it has one (digits: random 1-pixel shifts)")
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val: float | None
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def torch_predictor(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).numpy()
+
+    return predict
+
+
+def fit(model: nn.Module, task: TaskData, loss_fn: BatchLoss, cfg: FitConfig, *, seed: int, desc: str, quiet: bool) -> FitResult:
+    """Train `model` in place; it ends holding the weights of its best validation epoch."""
+    loader = task.loader("train", cfg.batch_size, shuffle=True, seed=seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = max(1, cfg.epochs * len(loader))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    metric = task.metric
+    result, best_state = FitResult(0, None, 0), copy.deepcopy(model.state_dict())
+    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", disable=quiet, leave=False)
+    for epoch in bar:
+        train_loss = _train_epoch(model, loader, loss_fn, optimizer, schedule, task.augment if cfg.augment else None)
+        model.eval()
+        val = task.evaluate(torch_predictor(model), "val")[metric.name]
+        result.history.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric.name}": val})
+        result.epochs_run = epoch
+        if metric.better(val, result.best_val):
+            result.best_val, result.best_epoch, best_state = val, epoch, copy.deepcopy(model.state_dict())
+        bar.set_postfix(loss=f"{train_loss:.4f}", **{f"val_{metric.name}": f"{val:.4f}"})
+        if cfg.patience is not None and epoch - result.best_epoch >= cfg.patience:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return result
+
+
+def _train_epoch(model: nn.Module, loader, loss_fn: BatchLoss, optimizer, schedule, augment) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for x, y in loader:
+        if augment is not None:
+            x = augment(x)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model, x, y)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        total += loss.item() * len(x)
+        count += len(x)
+    return total / max(count, 1)

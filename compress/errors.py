@@ -1,0 +1,35 @@
+"""Errors a user can cause. The CLI catches `CompressError` once and prints one line."""
+
+from __future__ import annotations
+
+__all__ = ["CompressError", "RecipeError", "DataError", "ModelError", "ArtifactError"]
+
+
+class CompressError(Exception):
+    """Base for every error caused by input (recipe, data, model, files), not by a bug.
+
+    `str(err)` is a single line: where the problem is, what it is, and how to fix it.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, fix: str | None = None) -> None:
+        self.message = message
+        self.fix = fix
+        super().__init__(f"{message}; {fix}" if fix else message)
+
+
+class RecipeError(CompressError):
+    """The recipe (YAML or Python stage configs) is invalid."""
+
+
+class DataError(CompressError):
+    """The task's data cannot be loaded or does not fit the model."""
+
+
+class ModelError(CompressError):
+    """A model cannot be built, loaded or run."""
+
+
+class ArtifactError(CompressError):
+    """A run folder, checkpoint or exported file is missing, corrupt or fails its check."""

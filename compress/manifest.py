@@ -1,0 +1,112 @@
+"""The run manifest: one record per stage (config hash, inputs, outputs with sha256, duration,
+metrics, models), the environment, written atomically after every stage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from compress.errors import ArtifactError
+from compress.fsio import sha256_file, write_json
+
+__all__ = ["Manifest", "StageRecord", "environment", "config_hash"]
+
+SCHEMA = 1
+
+
+def config_hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class StageRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    type: str
+    status: Literal["done", "reused"]
+    parent: str | None
+    key: str = Field(description="hash of stage type, config, run settings and input sha256s")
+    config: dict[str, Any]
+    config_sha256: str
+    inputs: dict[str, str] = Field(description="artifact path (relative to the run) -> sha256")
+    outputs: dict[str, str]
+    models: dict[str, dict[str, Any]] = Field(description="model records this stage added or changed")
+    metrics: dict[str, Any]
+    started: str
+    duration_s: float
+
+    def outputs_intact(self, run_dir: Path) -> bool:
+        return all((run_dir / p).is_file() and sha256_file(run_dir / p) == h for p, h in self.outputs.items())
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA
+    name: str
+    recipe: dict[str, Any]
+    created: str
+    updated: str
+    environment: dict[str, Any]
+    stages: list[StageRecord] = Field(default_factory=list)
+
+    def find(self, stage_id: str) -> StageRecord | None:
+        return next((s for s in self.stages if s.id == stage_id), None)
+
+    def save(self, path: Path) -> None:
+        self.updated = now()
+        write_json(path, self.model_dump(mode="json"))
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        try:
+            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValidationError, ValueError) as err:
+            first = str(err).splitlines()[0]
+            raise ArtifactError(f"{path}: not a readable edge-compress manifest ({first})", fix="start again with --overwrite") from None
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """Versions, CPU and thread settings: what a reader needs to judge the figures."""
+    import torch
+
+    packages = ("edge-compress", "torch", "onnx", "onnxruntime", "numpy", "torch-pruning", "scikit-learn")
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "packages": {name: _version(name) for name in packages},
+    }

@@ -1,0 +1,124 @@
+"""`ModelSpec`: how a recipe names a model, and how it becomes an `nn.Module` checked against the task."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, model_validator
+from torch import nn
+
+from compress.data.task import TaskData
+from compress.errors import DataError, ModelError
+from compress.fsio import atomic_path
+from compress.imports import check_callable_spec, resolve_callable
+from compress.models.zoo import MODELS
+
+__all__ = ["ModelSpec", "build_model", "load_checkpoint", "save_checkpoint"]
+
+_INJECTED = ("in_shape", "num_outputs")
+
+
+class ModelSpec(BaseModel):
+    """`arch` (a zoo name) or `factory` (`module:function`), plus the builder's own keyword arguments.
+
+    Example: `{arch: resnet_cnn, width: 32, blocks: [2, 2]}`. `in_shape` and `num_outputs` come
+    from the task. `checkpoint` (a state dict file) is loaded with `weights_only=True`.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    arch: str | None = None
+    factory: str | None = None
+    checkpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSpec:
+        if (self.arch is None) == (self.factory is None):
+            raise ValueError("give exactly one of 'arch' (a zoo model) or 'factory' ('module:function')")
+        if self.factory is not None:
+            check_callable_spec(self.factory)
+            return self
+        if self.arch not in MODELS:
+            raise ValueError(MODELS.unknown_message(self.arch))
+        params = inspect.signature(MODELS.get(self.arch)).parameters
+        allowed = [p for p in params if p not in _INJECTED]
+        for key in self.kwargs:
+            if key not in allowed:
+                raise ValueError(f"unknown argument {key!r} for arch {self.arch!r}; valid: {', '.join(allowed)}")
+        return self
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def label(self) -> str:
+        return self.arch or self.factory or "?"
+
+
+def build_model(spec: ModelSpec, task: TaskData, *, load_weights: bool = True) -> nn.Module:
+    """Build the model, load its checkpoint, and check it maps one task input to `num_outputs` values."""
+    builder = MODELS.get(spec.arch) if spec.arch else resolve_callable(spec.factory or "")
+    kwargs = spec.kwargs
+    accepted = inspect.signature(builder).parameters
+    for key, value in (("in_shape", task.input_shape), ("num_outputs", task.num_outputs)):
+        if key in accepted:
+            kwargs[key] = value
+    try:
+        model = builder(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ModelError(f"cannot build model {spec.label!r}: {err}") from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"model factory {spec.label!r} returned {type(model).__name__}, not a torch.nn.Module")
+    if spec.checkpoint and load_weights:
+        load_checkpoint(model, spec.checkpoint)
+    check_fits_task(model, spec.label, task)
+    return model
+
+
+def check_fits_task(model: nn.Module, label: str, task: TaskData) -> None:
+    example = task.example_input(2)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(example)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise DataError(
+            f"model {label!r} cannot take task {task.name!r} inputs of shape {tuple(example.shape)}: {first}",
+            fix="change the model's input size or the task",
+        ) from None
+    finally:
+        model.train(was_training)
+    expected = (example.shape[0], task.num_outputs)
+    if tuple(out.shape) != expected:
+        raise DataError(
+            f"model {label!r} outputs shape {tuple(out.shape)} but task {task.name!r} needs {expected}",
+            fix=f"give the model {task.num_outputs} outputs",
+        )
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> None:
+    """Load a state dict (or `{"state_dict": ...}`) saved by `torch.save`, never unpickling code."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {str(path)!r} does not exist", fix="check the path in the recipe")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or unsafe files
+        raise ModelError(f"cannot read checkpoint {str(path)!r}: {str(err).splitlines()[0]}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise ModelError(f"checkpoint {str(path)!r} does not fit the model: {str(err).splitlines()[0]}") from None
+
+
+def save_checkpoint(model: nn.Module, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)

@@ -1,0 +1,163 @@
+"""`Pipeline`: runs stage objects in order inside one run folder, records each in the manifest,
+and on `resume` reuses every stage whose config, run settings and input files are unchanged."""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from compress.context import RunContext, TargetSpec, TaskSpec
+from compress.errors import ArtifactError, RecipeError
+from compress.fsio import sha256_file, write_json
+from compress.manifest import Manifest, StageRecord, config_hash, environment, now
+from compress.stages.base import Stage
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger("compress")
+MANIFEST = "manifest.json"
+SUMMARY = "summary.json"
+
+
+class Pipeline:
+    """Stage objects plus run settings. `Pipeline([...], task="digits").run()` returns the manifest."""
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        *,
+        task: TaskSpec | str,
+        name: str = "run",
+        seed: int = 0,
+        target: TargetSpec | None = None,
+    ) -> None:
+        self.stages = list(stages)
+        self.task = TaskSpec(name=task) if isinstance(task, str) else task
+        self.name = name
+        self.seed = seed
+        self.target = target or TargetSpec()
+        self.ids = _stage_ids(self.stages)
+        self.check()
+
+    @classmethod
+    def from_recipe(cls, path: str | Path) -> Pipeline:
+        from compress.recipe import load_recipe
+
+        recipe, stages = load_recipe(path)
+        return cls(stages, task=recipe.task, name=recipe.name, seed=recipe.seed, target=recipe.target)
+
+    def check(self) -> None:
+        """Every model a stage needs is made by an earlier one; no name is made twice."""
+        if not self.stages:
+            raise RecipeError("a pipeline needs at least one stage")
+        made: list[str] = []
+        for i, (sid, stage) in enumerate(zip(self.ids, self.stages, strict=True)):
+            for need in stage.requires():
+                if need not in made:
+                    known = ", ".join(made) or "none"
+                    raise RecipeError(
+                        f"stages[{i}] ({sid}): model {need!r} is not made by an earlier stage (made so far: {known})",
+                        fix="add a train or load stage for it first, or fix the name",
+                    )
+            made += stage.provides()
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "task": self.task.model_dump(mode="json"),
+            "target": self.target.model_dump(mode="json"),
+            "stages": [{sid: s.cfg.model_dump(mode="json")} for sid, s in zip(self.ids, self.stages, strict=True)],
+        }
+
+    def run(self, out: str | Path | None = None, *, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> Manifest:
+        run_dir = Path(out) if out is not None else Path("runs") / self.name
+        previous = _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        manifest = Manifest(name=self.name, recipe=self.settings(), created=now(), updated=now(), environment=environment())
+        torch.set_num_threads(self.target.num_threads)
+        ctx = RunContext(run_dir=run_dir, task=self.task.load(), target=self.target, seed=self.seed, quiet=quiet)
+        manifest.save(run_dir / MANIFEST)  # from now on the folder is a run that --resume can continue
+        hashes: dict[str, str] = {}
+        parent = None
+        for index, (sid, stage) in enumerate(zip(self.ids, self.stages, strict=True)):
+            record = self._run_stage(ctx, index, sid, stage, parent, previous, hashes)
+            hashes.update(record.outputs)
+            manifest.stages.append(record)
+            manifest.save(run_dir / MANIFEST)
+            _write_summary(ctx)
+            parent = sid
+        return manifest
+
+    def _run_stage(
+        self, ctx: RunContext, index: int, sid: str, stage: Stage, parent: str | None, previous: Manifest | None, hashes: dict[str, str]
+    ) -> StageRecord:
+        cfg = stage.cfg.model_dump(mode="json")
+        inputs = {p: hashes.get(p) or sha256_file(ctx.path(p)) for rec in ctx.models.values() for p in rec.files()}
+        settings = {k: v for k, v in self.settings().items() if k in ("seed", "task", "target")}
+        key = config_hash({"type": stage.name, "config": cfg, "settings": settings, "inputs": inputs})
+        old = previous.find(sid) if previous else None
+        if old is not None and old.key == key and old.outputs_intact(ctx.run_dir):
+            ctx.apply(old.models)
+            log.info("[%d/%d] %s: reused (config and inputs unchanged)", index + 1, len(self.stages), sid)
+            return old.model_copy(update={"status": "reused", "parent": parent})
+        log.info("[%d/%d] %s: running", index + 1, len(self.stages), sid)
+        ctx.stage_id, ctx.stage_dir, ctx.metrics = sid, ctx.run_dir / sid, {}
+        if ctx.stage_dir.exists():
+            shutil.rmtree(ctx.stage_dir)  # leftovers of an unfinished or outdated attempt
+        ctx.stage_dir.mkdir(parents=True)
+        _seed_everything(self.seed + index)
+        before, started, t0 = ctx.snapshot(), now(), time.perf_counter()
+        ctx = stage.run(ctx, stage.cfg)
+        duration = time.perf_counter() - t0
+        outputs = {ctx.relative(p): sha256_file(p) for p in sorted(ctx.stage_dir.rglob("*")) if p.is_file()}
+        log.info("[%d/%d] %s: done in %.1f s", index + 1, len(self.stages), sid, duration)
+        return StageRecord(
+            id=sid, type=stage.name, status="done", parent=parent, key=key, config=cfg, config_sha256=config_hash(cfg),
+            inputs=inputs, outputs=outputs, models=ctx.changed_since(before), metrics=ctx.metrics,
+            started=started, duration_s=round(duration, 3),
+        )
+
+
+def _stage_ids(stages: Sequence[Stage]) -> list[str]:
+    """Folder names: the stage type, numbered from the second use on (distill, distill-2)."""
+    ids, seen = [], {}
+    for stage in stages:
+        seen[stage.name] = seen.get(stage.name, 0) + 1
+        ids.append(stage.name if seen[stage.name] == 1 else f"{stage.name}-{seen[stage.name]}")
+    return ids
+
+
+def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Manifest | None:
+    manifest_path = run_dir / MANIFEST
+    if resume and overwrite:
+        raise RecipeError("--resume and --overwrite exclude each other", fix="pick one")
+    if manifest_path.exists():
+        if resume:
+            return Manifest.load(manifest_path)
+        if not overwrite:
+            raise ArtifactError(f"{run_dir} already holds a run", fix="pass --resume to continue it, --overwrite to start again, or --out DIR")
+        shutil.rmtree(run_dir)
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise ArtifactError(f"{run_dir} exists and is not an edge-compress run folder", fix="choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _write_summary(ctx: RunContext) -> None:
+    from compress.report.summary import build_summary
+
+    write_json(ctx.run_dir / SUMMARY, build_summary(ctx))

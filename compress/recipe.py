@@ -1,0 +1,136 @@
+"""YAML recipe -> validated `Recipe` -> stage objects, with errors that name the file, line and key."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from compress.context import TargetSpec, TaskSpec
+from compress.errors import RecipeError
+from compress.stages import STAGES, Stage
+
+__all__ = ["Recipe", "load_recipe", "parse_recipe", "format_validation_error"]
+
+
+class Recipe(BaseModel):
+    """A recipe file: run settings plus an ordered list of `- <stage>: {config}` entries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run name; output goes to runs/<name>/")
+    seed: int = Field(0, description="base random seed; stage i uses seed + i")
+    task: TaskSpec
+    target: TargetSpec = Field(default_factory=TargetSpec)
+    stages: list[dict[str, Any]] = Field(min_length=1)
+
+
+def load_recipe(path: str | Path) -> tuple[Recipe, list[Stage]]:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe {str(path)!r} does not exist", fix="check the path (recipes ship in pipelines/)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise RecipeError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    return parse_recipe(data, source=str(path), text=text)
+
+
+def parse_recipe(data: Any, *, source: str = "<recipe>", text: str | None = None) -> tuple[Recipe, list[Stage]]:
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe is a mapping with keys name, task, stages")
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as err:
+        raise _error(err, (), Recipe, source, text) from None
+    stages = [_stage(entry, i, source, text) for i, entry in enumerate(recipe.stages)]
+    return recipe, stages
+
+
+def _stage(entry: dict[str, Any], index: int, source: str, text: str | None) -> Stage:
+    if len(entry) != 1:
+        where = _where(source, text, ("stages", index))
+        raise RecipeError(f"{where}stages[{index}]: write each stage as '- <stage>: {{config}}', got keys {list(entry)}")
+    (kind, cfg), = entry.items()
+    if kind not in STAGES:
+        where = _where(source, text, ("stages", index, kind))
+        raise RecipeError(f"{where}stages[{index}]: {STAGES.unknown_message(kind)}")
+    cls = STAGES.get(kind)
+    try:
+        return cls(cls.Config.model_validate(cfg or {}))
+    except ValidationError as err:
+        raise _error(err, ("stages", index, kind), cls.Config, source, text) from None
+
+
+def _error(err: ValidationError, prefix: tuple, model: type[BaseModel], source: str, text: str | None) -> RecipeError:
+    first = err.errors()[0]
+    loc = prefix + tuple(first["loc"])
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return RecipeError(f"{_where(source, text, loc)}{_dotted(loc)}: {format_validation_error(first, model)}{more}")
+
+
+def format_validation_error(error: dict[str, Any], model: type[BaseModel]) -> str:
+    """One readable phrase for a pydantic error, with close matches for unknown keys."""
+    key = error["loc"][-1] if error["loc"] else ""
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(model, error["loc"][:-1])
+        valid = list(owner.model_fields) if owner else []
+        close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown key{hint} valid keys: {', '.join(valid)}"
+    if error["type"] == "missing":
+        return "required key is missing"
+    message = re.sub(r"^(Value|Assertion) error, ", "", error["msg"])
+    if error["type"] not in ("value_error",) and "input" in error and not isinstance(error["input"], dict):
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "recipe"
+
+
+def _where(source: str, text: str | None, loc: tuple) -> str:
+    line = _line_of(text, loc) if text else None
+    return f"{source}:{line}: " if line else f"{source}: "
+
+
+def _line_of(text: str, loc: tuple) -> int | None:
+    """1-based line of the YAML node at `loc` (or its nearest existing parent)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = node.start_mark.line + 1 if node else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                break
+            line, node = match[0].start_mark.line + 1, match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

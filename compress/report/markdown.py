@@ -1,0 +1,61 @@
+"""Render a run summary as Markdown: one comparison table, the ratios to the reference model, parity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render_markdown"]
+
+
+def _num(value: Any, fmt: str = ",") -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "n/a"
+    return f"{n / 1024:.1f} KiB" if n < 1024**2 else f"{n / 1024**2:.2f} MiB"
+
+
+def _latency(entry: dict[str, Any], target: str, batch: str) -> str:
+    stats = entry["latency_ms"].get(target, {}).get(batch)
+    return "n/a" if stats is None else f"{stats['p50']:.3f} / {stats['p90']:.3f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if not a or not b else f"{a / b:.2f}x"
+
+
+def render_markdown(summary: dict[str, Any], *, title: str, environment: dict[str, Any], reference: str | None) -> str:
+    models = summary["models"]
+    target = summary["target"]
+    batches = sorted({b for m in models for b in m["latency_ms"].get(target, {})}, key=int)
+    metric_name = next((m["metric"]["name"] for m in models if m["metric"]), "metric")
+    head = ["model", "arch", f"{metric_name} (ONNX Runtime, test)", "params", "MACs", "ONNX size"]
+    head += [f"latency b{b} p50 / p90 (ms)" for b in batches]
+    lines = [f"# {title}", "", f"Task `{summary['task']}`, target `{target}` with {summary['threads']} threads.", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in models:
+        value = m["metric"]["value"] if m["metric"] else None
+        row = [m["name"], m["arch"], _num(value, ".4f"), _num(m["params"]), _num(m["macs"]), _size(m["size_bytes"])]
+        lines.append("| " + " | ".join(row + [_latency(m, target, b) for b in batches]) + " |")
+    ref = next((m for m in models if m["name"] == reference), None)
+    if ref is not None:
+        lines += ["", f"Relative to `{reference}` (smaller is better, except the metric when higher is better):", ""]
+        for m in (m for m in models if m is not ref):
+            parts = [f"params {_ratio(m['params'], ref['params'])}", f"MACs {_ratio(m['macs'], ref['macs'])}", f"size {_ratio(m['size_bytes'], ref['size_bytes'])}"]
+            for b in batches:
+                a, r = (x["latency_ms"].get(target, {}).get(b) for x in (m, ref))
+                parts.append(f"latency b{b} {_ratio(a and a['p50'], r and r['p50'])}")
+            lines.append(f"- `{m['name']}`: " + ", ".join(parts))
+    parity = [(m["name"], m["parity"]) for m in models if m["parity"]]
+    if parity:
+        lines += ["", "ONNX vs PyTorch on real test inputs:", ""]
+        for name, p in parity:
+            agree = f", top-1 agreement {p['top1_agreement']:.4f}" if "top1_agreement" in p else ""
+            lines.append(f"- `{name}`: max abs diff {p['max_abs_diff']:.2e} over {p['samples']} samples{agree}")
+    env = environment
+    lines += ["", "## Environment", "", f"- CPU: {env.get('cpu')} ({env.get('cores')} cores)", f"- Python {env.get('python')}"]
+    lines += [f"- {k} {v}" for k, v in env.get("packages", {}).items() if v]
+    lines += ["", "Latency: per-call wall time after warm-up; p50 is the median, p90 the 90th percentile.", ""]
+    return "\n".join(lines)

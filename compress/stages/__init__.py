@@ -1,0 +1,10 @@
+"""Stages, registered by name. Importing this package registers every built-in stage."""
+
+from compress.stages.base import STAGES, Stage, StageConfig, register_stage
+from compress.stages.benchmark import Benchmark
+from compress.stages.distill import Distill
+from compress.stages.export import Export
+from compress.stages.report import Report
+from compress.stages.train import Load, Train
+
+__all__ = ["STAGES", "Stage", "StageConfig", "register_stage", "Train", "Load", "Distill", "Export", "Benchmark", "Report"]

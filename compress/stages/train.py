@@ -1,0 +1,68 @@
+"""`train`: train a model (usually the teacher) on the task's hard labels; `load`: bring a trained one."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from compress.config import StageConfig
+from compress.context import RunContext
+from compress.distill.losses import task_loss
+from compress.distill.trainer import FitConfig, fit
+from compress.models.spec import ModelSpec, build_model
+from compress.stages._trained import register_model
+from compress.stages.base import Stage, register_stage
+
+__all__ = ["Train", "Load"]
+
+
+class TrainConfig(FitConfig):
+    name: str = Field("teacher", description="name of the trained model in this run")
+    model: ModelSpec = Field(description="architecture: {arch: <zoo name>, ...} or {factory: 'module:function'}; a checkpoint here is fine-tuned")
+
+
+@register_stage
+class Train(Stage):
+    """Train `model` with the task loss (cross-entropy or MSE), early stopping on the validation metric."""
+
+    name = "train"
+    Config = TrainConfig
+
+    def provides(self) -> list[str]:
+        return [self.cfg.name]
+
+    def run(self, ctx: RunContext, cfg: TrainConfig) -> RunContext:
+        model = build_model(cfg.model, ctx.task)
+        kind = ctx.task.kind
+        result = fit(
+            model, ctx.task, lambda m, x, y: task_loss(m(x), y, kind), cfg,
+            seed=ctx.seed, desc=f"train {cfg.name}", quiet=ctx.quiet,
+        )
+        register_model(ctx, cfg.name, cfg.model, model, result)
+        return ctx
+
+
+class LoadConfig(StageConfig):
+    name: str = Field("teacher", description="name of the model in this run")
+    model: ModelSpec = Field(description="architecture plus 'checkpoint' (a state dict file, loaded with weights_only=True)")
+
+    @field_validator("model")
+    @classmethod
+    def _needs_weights(cls, spec: ModelSpec) -> ModelSpec:
+        if spec.checkpoint is None and spec.factory is None:
+            raise ValueError("a zoo model needs 'checkpoint' to load trained weights from")
+        return spec
+
+
+@register_stage
+class Load(Stage):
+    """Bring a trained model into the run (a user's teacher), scored on the test split."""
+
+    name = "load"
+    Config = LoadConfig
+
+    def provides(self) -> list[str]:
+        return [self.cfg.name]
+
+    def run(self, ctx: RunContext, cfg: LoadConfig) -> RunContext:
+        register_model(ctx, cfg.name, cfg.model, build_model(cfg.model, ctx.task))
+        return ctx
