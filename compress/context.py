@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
@@ -116,7 +117,8 @@ class RunContext:
         """The model called `name`, rebuilt from its record and checkpoint on first use."""
         if name not in self._modules:
             record = self.record(name)
-            model = build_model(record.spec.model_copy(update={"checkpoint": None}), self.task)
+            with torch.random.fork_rng(devices=[]):  # rebuilding must not shift the stage's random stream
+                model = build_model(record.spec.model_copy(update={"checkpoint": None}), self.task)
             if record.checkpoint:
                 load_checkpoint(model, self.path(record.checkpoint))
             self._modules[name] = model

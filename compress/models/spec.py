@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import io
 from pathlib import Path
 from typing import Any
 
@@ -120,5 +121,9 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
 
 
 def save_checkpoint(model: nn.Module, path: str | Path) -> None:
+    """Atomic and byte-reproducible: torch.save names its zip archive after the file, so the state is
+    serialised in memory (fixed archive name) and the bytes are written through a temporary file."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
     with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
+        tmp.write_bytes(buffer.getvalue())

@@ -1,0 +1,88 @@
+"""The command line as a user runs it: real processes, exit codes, one-line errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def cli(*args, cwd=REPO, timeout=120):
+    return subprocess.run([sys.executable, "-m", "compress", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def test_help_teaches_commands_and_exit_codes():
+    result = cli("--help")
+    assert result.returncode == 0
+    for word in ("run", "validate", "stages", "--resume", "exit codes"):
+        assert word in result.stdout
+
+
+def test_validate_ok_and_errors_exit_2_with_one_line(write_recipe, tiny_recipe):
+    ok = cli("validate", *sorted((REPO / "pipelines").glob("*.yaml")))
+    assert ok.returncode == 0 and "digits_edge.yaml: ok" in ok.stdout
+    tiny_recipe["stages"][0]["train"]["epoch"] = 3
+    bad = cli("validate", write_recipe(tiny_recipe))
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
+    assert "stages[0].train.epoch: unknown key; did you mean 'epochs'?" in bad.stderr
+    tiny_recipe["stages"][0] = {"trian": {}}
+    bad = cli("validate", write_recipe(tiny_recipe))
+    assert bad.returncode == 2 and "unknown stage 'trian'; did you mean 'train'?" in bad.stderr
+    missing = cli("validate", "nope.yaml")
+    assert missing.returncode == 2 and "recipe 'nope.yaml' does not exist" in missing.stderr
+
+
+def test_stages_lists_every_stage_with_fields():
+    result = cli("stages", "--json")
+    listing = json.loads(result.stdout)
+    assert {"train", "distill", "export", "benchmark", "report"} <= set(listing)
+    assert listing["distill"]["fields"]["temperature"]["default"] == "4.0"
+
+
+def test_run_prints_paths_refuses_to_clobber_and_resumes(write_recipe, tiny_recipe, tmp_path):
+    recipe, out = write_recipe(tiny_recipe), tmp_path / "run"
+    first = cli("run", recipe, "--out", out, "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert f"ONNX: {out}/export/student.onnx" in first.stdout and f"report: {out}/report/report.md" in first.stdout
+    again = cli("run", recipe, "--out", out)
+    assert again.returncode == 2 and "already holds a run" in again.stderr and "--resume" in again.stderr
+    resumed = cli("run", recipe, "--out", out, "--resume", "--quiet")
+    assert resumed.returncode == 0 and "reused stages: train, distill, export, benchmark, report" in resumed.stdout
+
+
+def test_killed_during_distill_resumes_from_the_finished_stages(write_recipe, tiny_recipe, tmp_path):
+    tiny_recipe["stages"][1]["distill"]["epochs"] = 400  # long enough to be killed in the middle
+    recipe, out = write_recipe(tiny_recipe), tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "compress", "run", str(recipe), "--out", str(out), "--quiet"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while not (out / "distill").is_dir() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the run ended before it could be killed during distill"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stages = [s["id"] for s in json.loads((out / "manifest.json").read_text())["stages"]]
+    assert stages == ["train"]
+    teacher_sha = json.loads((out / "manifest.json").read_text())["stages"][0]["outputs"]["train/teacher.pt"]
+
+    resumed = cli("run", recipe, "--out", out, "--resume", "--quiet", timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "reused stages: train\n" in resumed.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(s["id"], s["status"]) for s in manifest["stages"]] == [
+        ("train", "reused"), ("distill", "done"), ("export", "done"), ("benchmark", "done"), ("report", "done")]
+    assert manifest["stages"][0]["outputs"]["train/teacher.pt"] == teacher_sha
+    assert manifest["stages"][1]["inputs"]["train/teacher.pt"] == teacher_sha
+
+
+@pytest.mark.parametrize("flags", [("--resume", "--overwrite")])
+def test_resume_and_overwrite_exclude_each_other(flags, write_recipe, tiny_recipe):
+    result = cli("run", write_recipe(tiny_recipe), *flags)
+    assert result.returncode == 2 and "not allowed with argument" in result.stderr
