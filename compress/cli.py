@@ -43,10 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--overwrite", action="store_true", help="delete an existing run in the folder and start again")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars or stage lines, only the final paths")
 
-    validate = sub.add_parser("validate", help="check recipes without running anything", description="Validate recipes: keys, types, stage names, model names.")
+    validate = sub.add_parser(
+        "validate", help="check recipes without running anything", description="Validate recipes: keys, types, stage names, model names."
+    )
     validate.add_argument("recipes", type=Path, nargs="+", help="recipe YAML files")
 
-    stages = sub.add_parser("stages", help="list stages and their config keys", description="List registered stages with their config fields.")
+    stages = sub.add_parser(
+        "stages", help="list stages and their config keys", description="List registered stages with their config fields."
+    )
     stages.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 

@@ -120,9 +120,19 @@ class Pipeline:
         outputs = {ctx.relative(p): sha256_file(p) for p in sorted(ctx.stage_dir.rglob("*")) if p.is_file()}
         log.info("[%d/%d] %s: done in %.1f s", index + 1, len(self.stages), sid, duration)
         return StageRecord(
-            id=sid, type=stage.name, status="done", parent=parent, key=key, config=cfg, config_sha256=config_hash(cfg),
-            inputs=inputs, outputs=outputs, models=ctx.changed_since(before), metrics=ctx.metrics,
-            started=started, duration_s=round(duration, 3),
+            id=sid,
+            type=stage.name,
+            status="done",
+            parent=parent,
+            key=key,
+            config=cfg,
+            config_sha256=config_hash(cfg),
+            inputs=inputs,
+            outputs=outputs,
+            models=ctx.changed_since(before),
+            metrics=ctx.metrics,
+            started=started,
+            duration_s=round(duration, 3),
         )
 
 
@@ -143,7 +153,9 @@ def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Manifes
         if resume:
             return Manifest.load(manifest_path)
         if not overwrite:
-            raise ArtifactError(f"{run_dir} already holds a run", fix="pass --resume to continue it, --overwrite to start again, or --out DIR")
+            raise ArtifactError(
+                f"{run_dir} already holds a run", fix="pass --resume to continue it, --overwrite to start again, or --out DIR"
+            )
         shutil.rmtree(run_dir)
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise ArtifactError(f"{run_dir} exists and is not an edge-compress run folder", fix="choose another --out")

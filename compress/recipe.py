@@ -58,7 +58,7 @@ def _stage(entry: dict[str, Any], index: int, source: str, text: str | None) -> 
     if len(entry) != 1:
         where = _where(source, text, ("stages", index))
         raise RecipeError(f"{where}stages[{index}]: write each stage as '- <stage>: {{config}}', got keys {list(entry)}")
-    (kind, cfg), = entry.items()
+    ((kind, cfg),) = entry.items()
     if kind not in STAGES:
         where = _where(source, text, ("stages", index, kind))
         raise RecipeError(f"{where}stages[{index}]: {STAGES.unknown_message(kind)}")

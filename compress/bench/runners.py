@@ -62,7 +62,12 @@ class OrtCpuRunner:
     def describe(self) -> dict[str, Any]:
         import onnxruntime as ort
 
-        return {"target": self.target, "runtime": f"onnxruntime {ort.__version__}", "provider": "CPUExecutionProvider", "threads": self.threads}
+        return {
+            "target": self.target,
+            "runtime": f"onnxruntime {ort.__version__}",
+            "provider": "CPUExecutionProvider",
+            "threads": self.threads,
+        }
 
 
 def make_runner(target: str, threads: int) -> Runner:

@@ -39,4 +39,4 @@ def summarize(ms: np.ndarray) -> dict[str, float]:
     p50, p90 = np.percentile(ms, [50, 90])
     mean = float(ms.mean())
     std = float(ms.std(ddof=1)) if len(ms) > 1 else 0.0
-    return {"p50": float(p50), "p90": float(p90), "mean": mean, "std": std, "cv": std / mean if mean else 0.0, "n": int(len(ms))}
+    return {"p50": float(p50), "p90": float(p90), "mean": mean, "std": std, "cv": std / mean if mean else 0.0, "n": len(ms)}

@@ -19,9 +19,7 @@ SPLIT_SEED = 0  # fixed: every run of a task sees the same train/val/test split
 
 def _split(x: np.ndarray, y: np.ndarray, test: float, val: float, stratify: bool) -> tuple:
     """Stratified (for classes) train/val/test split; `val` is a fraction of the whole set."""
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test, random_state=SPLIT_SEED, stratify=y if stratify else None
-    )
+    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=test, random_state=SPLIT_SEED, stratify=y if stratify else None)
     x_train, x_val, y_train, y_val = train_test_split(
         x_rest, y_rest, test_size=val / (1 - test), random_state=SPLIT_SEED, stratify=y_rest if stratify else None
     )
@@ -29,10 +27,7 @@ def _split(x: np.ndarray, y: np.ndarray, test: float, val: float, stratify: bool
 
 
 def _datasets(splits: tuple, target_dtype: torch.dtype) -> list[TensorDataset]:
-    return [
-        TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=target_dtype))
-        for x, y in splits
-    ]
+    return [TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=target_dtype)) for x, y in splits]
 
 
 def random_shift(x: torch.Tensor, max_shift: int = 1) -> torch.Tensor:

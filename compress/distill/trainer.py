@@ -14,8 +14,8 @@ from pydantic import Field
 from torch import nn
 from tqdm.auto import tqdm
 
-from compress.data.task import TaskData
 from compress.config import StageConfig
+from compress.data.task import TaskData
 
 __all__ = ["FitConfig", "FitResult", "fit", "torch_predictor"]
 
@@ -29,7 +29,9 @@ class FitConfig(StageConfig):
     batch_size: int = Field(64, ge=1, description="training batch size")
     lr: float = Field(3e-3, gt=0, description="peak learning rate (AdamW, cosine decay to 0)")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
-    patience: int | None = Field(None, ge=1, description="stop after this many epochs without a better validation metric; null: run all epochs")
+    patience: int | None = Field(
+        None, ge=1, description="stop after this many epochs without a better validation metric; null: run all epochs"
+    )
     augment: bool = Field(True, description="apply the task's training augmentation, if it has one (digits: random 1-pixel shifts)")
 
 

@@ -106,7 +106,9 @@ def mobilenet_v2(
     stages, cin = [], width
     for i, count in enumerate(blocks):
         cout = width * 2**i
-        stages.append(nn.Sequential(*[InvertedResidual(dims, cin if j == 0 else cout, cout, 2 if i and not j else 1, expand) for j in range(count)]))
+        stages.append(
+            nn.Sequential(*[InvertedResidual(dims, cin if j == 0 else cout, cout, 2 if i and not j else 1, expand) for j in range(count)])
+        )
         cin = cout
     stages.append(nn.Sequential(*_conv_bn(dims, cin, head_channels, 1), nn.ReLU6()))
     return _Net(stem, stages, _head(dims, head_channels, num_outputs))

@@ -43,7 +43,11 @@ def render_markdown(summary: dict[str, Any], *, title: str, environment: dict[st
     if ref is not None:
         lines += ["", f"Relative to `{reference}` (smaller is better, except the metric when higher is better):", ""]
         for m in (m for m in models if m is not ref):
-            parts = [f"params {_ratio(m['params'], ref['params'])}", f"MACs {_ratio(m['macs'], ref['macs'])}", f"size {_ratio(m['size_bytes'], ref['size_bytes'])}"]
+            parts = [
+                f"params {_ratio(m['params'], ref['params'])}",
+                f"MACs {_ratio(m['macs'], ref['macs'])}",
+                f"size {_ratio(m['size_bytes'], ref['size_bytes'])}",
+            ]
             for b in batches:
                 a, r = (x["latency_ms"].get(target, {}).get(b) for x in (m, ref))
                 parts.append(f"latency b{b} {_ratio(a and a['p50'], r and r['p50'])}")

@@ -24,7 +24,9 @@ def model_entry(record: ModelRecord) -> dict[str, Any]:
         "params": m.get("params"),
         "macs": m.get("macs"),
         "size_bytes": m.get("size_bytes"),
-        "latency_ms": {t: {b: {"p50": s["p50"], "p90": s["p90"]} for b, s in per_b.items()} for t, per_b in m.get("latency_ms", {}).items()},
+        "latency_ms": {
+            t: {b: {"p50": s["p50"], "p90": s["p90"]} for b, s in per_b.items()} for t, per_b in m.get("latency_ms", {}).items()
+        },
         "parity": m.get("parity"),
     }
 

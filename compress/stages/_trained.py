@@ -28,8 +28,11 @@ def register_model(ctx: RunContext, name: str, spec: ModelSpec, model: nn.Module
     if fit is not None:
         summary |= {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, f"best_val_{metric}": fit.best_val, "history": fit.history}
     record = ModelRecord(
-        name=name, stage=ctx.stage_id, spec=spec.model_copy(update={"checkpoint": None}),
-        checkpoint=ctx.relative(path), metrics={"torch_test": scores, "params": summary["params"]},
+        name=name,
+        stage=ctx.stage_id,
+        spec=spec.model_copy(update={"checkpoint": None}),
+        checkpoint=ctx.relative(path),
+        metrics={"torch_test": scores, "params": summary["params"]},
     )
     ctx.put_model(record, model)
     ctx.metrics[name] = summary

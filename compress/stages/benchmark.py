@@ -68,11 +68,17 @@ class Benchmark(Stage):
         metric = ctx.task.metric.name
         result = {
             "metric": {"name": metric, "value": scores[metric], "split": cfg.split},
-            "scores": scores, "params": params, "macs": macs, "size_bytes": onnx_path.stat().st_size,
-            "latency_ms": {runner.target: latency}, "runner": runner.describe(),
+            "scores": scores,
+            "params": params,
+            "macs": macs,
+            "size_bytes": onnx_path.stat().st_size,
+            "latency_ms": {runner.target: latency},
+            "runner": runner.describe(),
         }
         ctx.update_model(name, metrics=result)
         b = cfg.batch_sizes
-        ctx.log(f"  {name}: {metric} {scores[metric]:.4f} (ONNX Runtime), {params:,} params, "
-                + ", ".join(f"batch {s}: p50 {latency[str(s)]['p50']:.3f} ms" for s in b))
+        ctx.log(
+            f"  {name}: {metric} {scores[metric]:.4f} (ONNX Runtime), {params:,} params, "
+            + ", ".join(f"batch {s}: p50 {latency[str(s)]['p50']:.3f} ms" for s in b)
+        )
         return result

@@ -52,7 +52,9 @@ class Distill(Stage):
             raise RecipeError(f"distill loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse")
         teacher = ctx.module(cfg.teacher).eval().requires_grad_(False)
         student = build_model(cfg.model, ctx.task)
-        result = fit(student, ctx.task, self._loss(teacher, cfg, ctx.task.kind), cfg, seed=ctx.seed, desc=f"distill {cfg.name}", quiet=ctx.quiet)
+        result = fit(
+            student, ctx.task, self._loss(teacher, cfg, ctx.task.kind), cfg, seed=ctx.seed, desc=f"distill {cfg.name}", quiet=ctx.quiet
+        )
         summary = register_model(ctx, cfg.name, cfg.model, student, result)
         summary["params_vs_teacher"] = summary["params"] / param_count(teacher)
         return ctx

@@ -80,7 +80,7 @@ def parity(model: nn.Module, predict, batch: torch.Tensor, *, classification: bo
         expected = model(batch).numpy()
     got = predict(batch.numpy())
     diff = np.abs(expected - got)
-    gap = {"samples": int(len(batch)), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    gap = {"samples": len(batch), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
     if classification:
         gap["top1_agreement"] = float(np.mean(expected.argmax(1) == got.argmax(1)))
     return gap

@@ -17,7 +17,9 @@ __all__ = ["Train", "Load"]
 
 class TrainConfig(FitConfig):
     name: str = Field("teacher", description="name of the trained model in this run")
-    model: ModelSpec = Field(description="architecture: {arch: <zoo name>, ...} or {factory: 'module:function'}; a checkpoint here is fine-tuned")
+    model: ModelSpec = Field(
+        description="architecture: {arch: <zoo name>, ...} or {factory: 'module:function'}; a checkpoint here is fine-tuned"
+    )
 
 
 @register_stage
@@ -34,8 +36,13 @@ class Train(Stage):
         model = build_model(cfg.model, ctx.task)
         kind = ctx.task.kind
         result = fit(
-            model, ctx.task, lambda m, x, y: task_loss(m(x), y, kind), cfg,
-            seed=ctx.seed, desc=f"train {cfg.name}", quiet=ctx.quiet,
+            model,
+            ctx.task,
+            lambda m, x, y: task_loss(m(x), y, kind),
+            cfg,
+            seed=ctx.seed,
+            desc=f"train {cfg.name}",
+            quiet=ctx.quiet,
         )
         register_model(ctx, cfg.name, cfg.model, model, result)
         return ctx

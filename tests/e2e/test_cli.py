@@ -59,8 +59,13 @@ def test_run_prints_paths_refuses_to_clobber_and_resumes(write_recipe, tiny_reci
 def test_killed_during_distill_resumes_from_the_finished_stages(write_recipe, tiny_recipe, tmp_path):
     tiny_recipe["stages"][1]["distill"]["epochs"] = 400  # long enough to be killed in the middle
     recipe, out = write_recipe(tiny_recipe), tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "compress", "run", str(recipe), "--out", str(out), "--quiet"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "compress", "run", str(recipe), "--out", str(out), "--quiet"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 90
     while not (out / "distill").is_dir() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
@@ -77,7 +82,12 @@ def test_killed_during_distill_resumes_from_the_finished_stages(write_recipe, ti
     assert "reused stages: train\n" in resumed.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert [(s["id"], s["status"]) for s in manifest["stages"]] == [
-        ("train", "reused"), ("distill", "done"), ("export", "done"), ("benchmark", "done"), ("report", "done")]
+        ("train", "reused"),
+        ("distill", "done"),
+        ("export", "done"),
+        ("benchmark", "done"),
+        ("report", "done"),
+    ]
     assert manifest["stages"][0]["outputs"]["train/teacher.pt"] == teacher_sha
     assert manifest["stages"][1]["inputs"]["train/teacher.pt"] == teacher_sha
 

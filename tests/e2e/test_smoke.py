@@ -12,8 +12,9 @@ from compress.pipeline import Pipeline
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from tests.conftest import TINY
     import yaml
+
+    from tests.conftest import TINY
 
     folder = tmp_path_factory.mktemp("smoke")
     recipe = folder / "tiny.yaml"

@@ -40,14 +40,16 @@ def user_dir(tmp_path, monkeypatch):
 
 def test_user_task_model_and_pretrained_teacher(user_dir, write_recipe):
     teacher_recipe = {
-        "name": "toy", "task": {"factory": "usercode:make_task", "options": {"n": 300}},
+        "name": "toy",
+        "task": {"factory": "usercode:make_task", "options": {"n": 300}},
         "stages": [{"train": {"name": "teacher", "model": {"factory": "usercode:make_model", "hidden": 32}, "epochs": 30}}],
     }
     trained = Pipeline.from_recipe(write_recipe(teacher_recipe, "teacher.yaml")).run(user_dir / "t", quiet=True)
     assert trained.find("train").metrics["teacher"]["test_accuracy_torch"] > 0.8  # a linearly separable toy task
     checkpoint = str(user_dir / "t" / "train" / "teacher.pt")
     recipe = {
-        "name": "toy", "task": {"factory": "usercode:make_task"},
+        "name": "toy",
+        "task": {"factory": "usercode:make_task"},
         "stages": [
             {"load": {"name": "teacher", "model": {"factory": "usercode:make_model", "hidden": 32, "checkpoint": checkpoint}}},
             {"distill": {"model": {"factory": "usercode:make_model", "hidden": 4}, "epochs": 5}},

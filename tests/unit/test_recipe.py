@@ -24,7 +24,7 @@ def test_shipped_recipe_validates_and_round_trips_through_json(path: Path):
     for stage in stages:
         again = type(stage).Config.model_validate_json(stage.cfg.model_dump_json())
         assert again == stage.cfg
-    assert pipeline.settings()["stages"] == [{sid: s.cfg.model_dump(mode="json")} for sid, s in zip(pipeline.ids, stages)]
+    assert pipeline.settings()["stages"] == [{sid: s.cfg.model_dump(mode="json")} for sid, s in zip(pipeline.ids, stages, strict=True)]
 
 
 def _error(write_recipe, data) -> str:

@@ -5,7 +5,11 @@ from pydantic import ValidationError
 
 from compress.stages import STAGES, Stage
 
-MINIMAL = {"train": {"model": {"arch": "mlp"}}, "load": {"model": {"arch": "mlp", "checkpoint": "t.pt"}}, "distill": {"model": {"arch": "mlp"}}}
+MINIMAL = {
+    "train": {"model": {"arch": "mlp"}},
+    "load": {"model": {"arch": "mlp", "checkpoint": "t.pt"}},
+    "distill": {"model": {"arch": "mlp"}},
+}
 
 
 @pytest.mark.parametrize("name", list(STAGES))
