@@ -81,7 +81,8 @@ class Pipeline:
     def run(self, out: str | Path | None = None, *, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> Manifest:
         run_dir = Path(out) if out is not None else Path("runs") / self.name
         previous = _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-        manifest = Manifest(name=self.name, recipe=self.settings(), created=now(), updated=now(), environment=environment())
+        created = previous.created if previous else now()
+        manifest = Manifest(name=self.name, recipe=self.settings(), created=created, updated=now(), environment=environment())
         torch.set_num_threads(self.target.num_threads)
         ctx = RunContext(run_dir=run_dir, task=self.task.load(), target=self.target, seed=self.seed, quiet=quiet)
         manifest.save(run_dir / MANIFEST)  # from now on the folder is a run that --resume can continue

@@ -45,6 +45,7 @@ def test_stages_lists_every_stage_with_fields():
     assert listing["distill"]["fields"]["temperature"]["default"] == "4.0"
 
 
+@pytest.mark.slow
 def test_run_prints_paths_refuses_to_clobber_and_resumes(write_recipe, tiny_recipe, tmp_path):
     recipe, out = write_recipe(tiny_recipe), tmp_path / "run"
     first = cli("run", recipe, "--out", out, "--quiet")
@@ -56,6 +57,7 @@ def test_run_prints_paths_refuses_to_clobber_and_resumes(write_recipe, tiny_reci
     assert resumed.returncode == 0 and "reused stages: train, distill, export, benchmark, report" in resumed.stdout
 
 
+@pytest.mark.slow
 def test_killed_during_distill_resumes_from_the_finished_stages(write_recipe, tiny_recipe, tmp_path):
     tiny_recipe["stages"][1]["distill"]["epochs"] = 400  # long enough to be killed in the middle
     recipe, out = write_recipe(tiny_recipe), tmp_path / "run"

@@ -6,6 +6,8 @@ from compress.errors import ArtifactError
 from compress.pipeline import Pipeline
 from compress.stages import Distill, Export, Train
 
+pytestmark = pytest.mark.slow
+
 TEACHER = {"arch": "mlp", "hidden": [32]}
 STUDENT = {"arch": "mlp", "hidden": [8]}
 

@@ -9,6 +9,8 @@ import pytest
 from compress.fsio import sha256_file
 from compress.pipeline import Pipeline
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):

@@ -8,6 +8,8 @@ import torch
 from compress.errors import RecipeError
 from compress.pipeline import Pipeline
 
+pytestmark = pytest.mark.slow
+
 USER_MODULE = textwrap.dedent(
     """
     import torch
