@@ -26,6 +26,13 @@ def _ratio(a: float | None, b: float | None) -> str:
     return "n/a" if not a or not b else f"{a / b:.2f}x"
 
 
+def _metric_change(model: dict[str, Any], ref: dict[str, Any]) -> str:
+    new, old = model["metric"]["value"], ref["metric"]["value"]
+    if model["metric"]["name"] == "accuracy":
+        return f"accuracy {100 * (new - old):+.2f} points ({new:.4f} vs {old:.4f})"
+    return f"{model['metric']['name']} {new - old:+.4g} ({new:.4g} vs {old:.4g})"
+
+
 def render_markdown(summary: dict[str, Any], *, title: str, environment: dict[str, Any], reference: str | None) -> str:
     models = summary["models"]
     target = summary["target"]
@@ -41,9 +48,10 @@ def render_markdown(summary: dict[str, Any], *, title: str, environment: dict[st
         lines.append("| " + " | ".join(row + [_latency(m, target, b) for b in batches]) + " |")
     ref = next((m for m in models if m["name"] == reference), None)
     if ref is not None:
-        lines += ["", f"Relative to `{reference}` (smaller is better, except the metric when higher is better):", ""]
+        lines += ["", f"Relative to `{reference}`:", ""]
         for m in (m for m in models if m is not ref):
-            parts = [
+            parts = [_metric_change(m, ref)] if m["metric"] and ref["metric"] else []
+            parts += [
                 f"params {_ratio(m['params'], ref['params'])}",
                 f"MACs {_ratio(m['macs'], ref['macs'])}",
                 f"size {_ratio(m['size_bytes'], ref['size_bytes'])}",

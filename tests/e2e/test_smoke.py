@@ -83,6 +83,9 @@ def test_report_has_the_comparison_table(tiny_run):
     assert "| model | arch | accuracy (ONNX Runtime, test) | params | MACs | ONNX size |" in report
     assert "| teacher | mlp |" in report and "| student | mlp |" in report
     assert "Relative to `teacher`" in report and "## Environment" in report
+    models = {m["name"]: m for m in json.loads((run_dir / "summary.json").read_text())["models"]}
+    change = 100 * (models["student"]["metric"]["value"] - models["teacher"]["metric"]["value"])
+    assert f"- `student`: accuracy {change:+.2f} points" in report
     student_params = json.loads((run_dir / "summary.json").read_text())["models"][1]["params"]
     assert f"{student_params:,}" in report
 
