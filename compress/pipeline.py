@@ -67,7 +67,12 @@ class Pipeline:
                         f"stages[{i}] ({sid}): model {need!r} is not made by an earlier stage (made so far: {known})",
                         fix="add a train or load stage for it first, or fix the name",
                     )
-            made += stage.provides()
+            for name in stage.provides():
+                if name in made:
+                    raise RecipeError(
+                        f"stages[{i}] ({sid}): model name {name!r} is already used by an earlier stage", fix="give it another name"
+                    )
+                made.append(name)
 
     def settings(self) -> dict[str, Any]:
         return {

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compress.context import TargetSpec, TaskSpec
 from compress.errors import RecipeError
@@ -26,7 +26,14 @@ class Recipe(BaseModel):
     seed: int = Field(0, description="base random seed; stage i uses seed + i")
     task: TaskSpec
     target: TargetSpec = Field(default_factory=TargetSpec)
-    stages: list[dict[str, Any]] = Field(min_length=1)
+    stages: list[dict[str, Any]] = Field(min_length=1, description="'- <stage>: {config}' entries; a bare '- <stage>' uses defaults")
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _bare_names(cls, entries: Any) -> Any:
+        if isinstance(entries, list):
+            return [{e: {}} if isinstance(e, str) else e for e in entries]
+        return entries
 
 
 def load_recipe(path: str | Path) -> tuple[Recipe, list[Stage]]:

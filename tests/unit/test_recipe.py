@@ -111,3 +111,15 @@ def test_recipe_is_plain_yaml_data(write_recipe, tiny_recipe):
     recipe, stages = load_recipe(write_recipe(tiny_recipe))
     assert yaml.safe_load(yaml.safe_dump(recipe.model_dump(mode="json")))["name"] == "tiny"
     assert [s.name for s in stages] == ["train", "distill", "export", "benchmark", "report"]
+
+
+def test_model_name_made_twice(write_recipe, tiny_recipe):
+    tiny_recipe["stages"][1]["distill"]["name"] = "teacher"
+    assert "stages[1] (distill): model name 'teacher' is already used by an earlier stage" in _error(write_recipe, tiny_recipe)
+
+
+def test_bare_stage_name_uses_defaults(write_recipe, tiny_recipe):
+    tiny_recipe["stages"][2:] = ["export", "report"]
+    _, stages = load_recipe(write_recipe(tiny_recipe))
+    assert [s.name for s in stages[2:]] == ["export", "report"]
+    assert stages[2].cfg == type(stages[2]).Config()
