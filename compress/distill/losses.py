@@ -10,7 +10,20 @@ import torch.nn.functional as F
 
 from compress.registry import Registry
 
-__all__ = ["LOSSES", "ResponseLoss", "kd_loss", "regression_response_loss", "task_loss", "distill_objective"]
+__all__ = [
+    "LOSSES",
+    "FEATURE_LOSSES",
+    "ResponseLoss",
+    "kd_loss",
+    "regression_response_loss",
+    "task_loss",
+    "distill_objective",
+    "hint_loss",
+    "attention_map",
+    "attention_transfer_loss",
+    "rkd_distance_loss",
+    "rkd_angle_loss",
+]
 
 ResponseLoss = Callable[..., torch.Tensor]
 LOSSES: Registry[ResponseLoss] = Registry("distillation loss")
@@ -42,3 +55,58 @@ def task_loss(outputs: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.
 def distill_objective(soft: torch.Tensor, hard: torch.Tensor, *, alpha: float) -> torch.Tensor:
     """alpha * distillation term + (1 - alpha) * hard-label term."""
     return alpha * soft + (1.0 - alpha) * hard
+
+
+def hint_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor) -> torch.Tensor:
+    """FitNets (Romero et al. 2015): mean squared error between the projected student feature and the teacher's."""
+    return F.mse_loss(student_feature, teacher_feature)
+
+
+def attention_map(feature: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """Activation-based spatial attention (Zagoruyko & Komodakis 2017): mean over channels of |A|^p,
+    flattened and L2-normalised per sample."""
+    return F.normalize(feature.abs().pow(p).mean(1).flatten(1), dim=1)
+
+
+def attention_transfer_loss(student_feature: torch.Tensor, teacher_feature: torch.Tensor, *, p: float = 2.0) -> torch.Tensor:
+    """Squared L2 distance between normalised attention maps, averaged over the batch; channel counts may differ."""
+    return (attention_map(student_feature, p) - attention_map(teacher_feature, p)).pow(2).sum(1).mean()
+
+
+def _pairwise_distances(embedding: torch.Tensor) -> torch.Tensor:
+    flat = embedding.flatten(1)
+    return torch.cdist(flat, flat)
+
+
+def rkd_distance_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Relational KD, distance-wise (Park et al. 2019): Huber loss between the batch's pairwise distances,
+    each normalised by its mean non-zero distance."""
+
+    def normalised(e: torch.Tensor) -> torch.Tensor:
+        d = _pairwise_distances(e)
+        return d / d[d > 0].mean().clamp_min(1e-12)
+
+    with torch.no_grad():
+        target = normalised(teacher)
+    return F.smooth_l1_loss(normalised(student), target)
+
+
+def _angles(embedding: torch.Tensor) -> torch.Tensor:
+    """cos of the angle at j between (e_i - e_j) and (e_k - e_j), for every triplet (i, j, k)."""
+    flat = embedding.flatten(1)
+    diff = F.normalize(flat.unsqueeze(0) - flat.unsqueeze(1), p=2, dim=2)  # diff[j, i] = e_i - e_j, unit length
+    return torch.bmm(diff, diff.transpose(1, 2)).flatten()
+
+
+def rkd_angle_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Relational KD, angle-wise (Park et al. 2019): Huber loss between the batch's triplet angle cosines."""
+    with torch.no_grad():
+        target = _angles(teacher)
+    return F.smooth_l1_loss(_angles(student), target)
+
+
+FEATURE_LOSSES: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("feature loss")
+FEATURE_LOSSES.register("hint")(hint_loss)
+FEATURE_LOSSES.register("attention")(attention_transfer_loss)
+FEATURE_LOSSES.register("rkd_distance")(rkd_distance_loss)
+FEATURE_LOSSES.register("rkd_angle")(rkd_angle_loss)

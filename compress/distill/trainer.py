@@ -32,6 +32,7 @@ class FitConfig(StageConfig):
     patience: int | None = Field(
         None, ge=1, description="stop after this many epochs without a better validation metric; null: run all epochs"
     )
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value; null: no clipping")
     augment: bool = Field(True, description="apply the task's training augmentation, if it has one (digits: random 1-pixel shifts)")
 
 
@@ -52,19 +53,31 @@ def torch_predictor(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def fit(model: nn.Module, task: TaskData, loss_fn: BatchLoss, cfg: FitConfig, *, seed: int, desc: str, quiet: bool) -> FitResult:
-    """Train `model` in place; it ends holding the weights of its best validation epoch."""
+    """Train `model` in place; it ends holding the weights of its best validation epoch.
+
+    `loss_fn(model, x, y)` may be an `nn.Module` with parameters of its own (projectors), trained
+    alongside, and may have `start_epoch(progress, gap, initial_gap) -> dict`, called before each
+    epoch with the validation gap to `loss_fn.reference` (a metric value) when it has one; what it
+    returns goes into the history.
+    """
     loader = task.loader("train", cfg.batch_size, shuffle=True, seed=seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    extra = list(loss_fn.parameters()) if isinstance(loss_fn, nn.Module) else []
+    optimizer = torch.optim.AdamW([*model.parameters(), *extra], lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = max(1, cfg.epochs * len(loader))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
     metric = task.metric
     result, best_state = FitResult(0, None, 0), copy.deepcopy(model.state_dict())
+    gaps: list[float] = []
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", disable=quiet, leave=False)
     for epoch in bar:
-        train_loss = _train_epoch(model, loader, loss_fn, optimizer, schedule, task.augment if cfg.augment else None)
+        knobs = _start_epoch(loss_fn, (epoch - 1) / max(cfg.epochs, 1), gaps)
+        train_loss = _train_epoch(model, loader, loss_fn, optimizer, schedule, task.augment if cfg.augment else None, cfg.grad_clip)
         model.eval()
         val = task.evaluate(torch_predictor(model), "val")[metric.name]
-        result.history.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric.name}": val})
+        reference = getattr(loss_fn, "reference", None)
+        if reference is not None:
+            gaps.append((reference - val) if metric.higher_is_better else (val - reference))
+        result.history.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric.name}": val, **knobs})
         result.epochs_run = epoch
         if metric.better(val, result.best_val):
             result.best_val, result.best_epoch, best_state = val, epoch, copy.deepcopy(model.state_dict())
@@ -76,7 +89,14 @@ def fit(model: nn.Module, task: TaskData, loss_fn: BatchLoss, cfg: FitConfig, *,
     return result
 
 
-def _train_epoch(model: nn.Module, loader, loss_fn: BatchLoss, optimizer, schedule, augment) -> float:
+def _start_epoch(loss_fn: BatchLoss, progress: float, gaps: list[float]) -> dict[str, float]:
+    start = getattr(loss_fn, "start_epoch", None)
+    if start is None:
+        return {}
+    return start(progress, gaps[-1] if gaps else None, gaps[0] if gaps else None)
+
+
+def _train_epoch(model: nn.Module, loader, loss_fn: BatchLoss, optimizer, schedule, augment, grad_clip: float | None) -> float:
     model.train()
     total, count = 0.0, 0
     for x, y in loader:
@@ -85,6 +105,8 @@ def _train_epoch(model: nn.Module, loader, loss_fn: BatchLoss, optimizer, schedu
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model, x, y)
         loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
         optimizer.step()
         schedule.step()
         total += loss.item() * len(x)

@@ -1,0 +1,99 @@
+"""`DistillObjective`: the per-batch distillation loss of the `distill` stage. It combines the response
+loss (soft targets), the hard-label loss and any feature-pair losses, with temperature and weights
+that follow their schedules epoch by epoch. Used as a context manager: its hooks live only while training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from torch import nn
+
+from compress.distill.features import FeatureTaps, Projector, match_spatial
+from compress.distill.losses import FEATURE_LOSSES, LOSSES, distill_objective, task_loss
+from compress.distill.schedules import Schedule, value_of
+from compress.errors import RecipeError
+
+__all__ = ["FeaturePair", "DistillObjective"]
+
+
+class FeaturePair(BaseModel):
+    """One intermediate-feature term: `{student: layer2, teacher: layer2, loss: hint, weight: 1.0}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    student: str = Field(description="module path in the student, e.g. layer2 or layer2.0.body")
+    teacher: str = Field(description="module path in the teacher")
+    loss: str = Field("hint", description="hint (FitNets, through a learned projector), attention, rkd_distance or rkd_angle")
+    weight: float | Schedule = Field(1.0, description="weight of this term, a number or a schedule")
+    channel_attention: bool = Field(False, description="hint only: squeeze-excitation gate on the projected feature")
+
+    @field_validator("loss")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in FEATURE_LOSSES:
+            raise ValueError(FEATURE_LOSSES.unknown_message(name))
+        return name
+
+
+class DistillObjective(nn.Module):
+    def __init__(self, student: nn.Module, teacher: nn.Module, cfg: Any, *, kind: str, example: torch.Tensor) -> None:
+        super().__init__()
+        self.cfg, self.kind = cfg, kind
+        self.response = LOSSES.get(cfg.loss)
+        self.teacher = [teacher]  # a list keeps the teacher out of this module's parameters
+        pairs: list[FeaturePair] = list(cfg.features)
+        self.student_taps = FeatureTaps(student, [p.student for p in pairs], "student")
+        self.teacher_taps = FeatureTaps(teacher, [p.teacher for p in pairs], "teacher")
+        self.pairs = pairs
+        self.projectors = nn.ModuleList(self._projector(p, student, teacher, example) for p in pairs)
+        self.knobs: dict[str, float] = {}
+        self.start_epoch(0.0)
+
+    def _projector(self, pair: FeaturePair, student: nn.Module, teacher: nn.Module, example: torch.Tensor) -> nn.Module:
+        with self.student_taps, self.teacher_taps, torch.no_grad():
+            was_training = student.training
+            student.eval()
+            student(example)
+            teacher(example)
+            student.train(was_training)
+        s, t = self.student_taps.outputs[pair.student], self.teacher_taps.outputs[pair.teacher]
+        if pair.loss == "attention" and (s.dim() < 3 or t.dim() < 3):
+            raise RecipeError(
+                f"attention transfer needs spatial features; {pair.student!r} is {tuple(s.shape)}, {pair.teacher!r} is {tuple(t.shape)}"
+            )
+        if pair.loss == "hint":
+            return Projector(s.shape, t.shape, channel_attention=pair.channel_attention)
+        return nn.Identity()
+
+    def start_epoch(self, progress: float, gap: float | None = None, initial_gap: float | None = None) -> dict[str, float]:
+        """Set this epoch's temperature and weights from their schedules; returns them for the history."""
+        knobs = {"temperature": value_of(self.cfg.temperature, progress), "alpha": value_of(self.cfg.alpha, progress, gap, initial_gap)}
+        for i, pair in enumerate(self.pairs):
+            knobs[f"weight_{i}_{pair.loss}"] = value_of(pair.weight, progress, gap, initial_gap)
+        self.knobs = knobs
+        return knobs
+
+    def __enter__(self) -> DistillObjective:
+        self.student_taps.__enter__()
+        self.teacher_taps.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.student_taps.__exit__(*exc)
+        self.teacher_taps.__exit__(*exc)
+
+    def forward(self, student: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self.teacher[0](x)
+        out = student(x)
+        soft = self.response(out, target, temperature=self.knobs["temperature"])
+        loss = distill_objective(soft, task_loss(out, y, self.kind), alpha=self.knobs["alpha"])
+        for i, (pair, projector) in enumerate(zip(self.pairs, self.projectors, strict=True)):
+            s = projector(self.student_taps.outputs[pair.student])
+            t = self.teacher_taps.outputs[pair.teacher].detach()
+            if pair.loss in ("hint", "attention"):
+                s, t = match_spatial(s, t)
+            loss = loss + self.knobs[f"weight_{i}_{pair.loss}"] * FEATURE_LOSSES.get(pair.loss)(s, t)
+        return loss

@@ -1,0 +1,79 @@
+"""The distill stage with feature terms and schedules, on real data, through export."""
+
+import pytest
+import torch
+
+from compress.context import RunContext
+from compress.distill.schedules import cosine
+from compress.errors import RecipeError
+from compress.pipeline import Pipeline
+from compress.stages import Distill, Export, Train
+
+pytestmark = pytest.mark.slow
+
+TEACHER = Train(name="teacher", model={"arch": "resnet_cnn", "width": 8, "blocks": [1, 1]}, epochs=2)
+STUDENT = {"arch": "mobilenet_v2", "width": 4, "blocks": [1, 1], "head_channels": 16}
+
+
+def test_feature_terms_and_schedules_train_and_export(tmp_path):
+    distill = Distill(
+        model=STUDENT,
+        epochs=3,
+        temperature={"kind": "cosine", "start": 8, "end": 1},
+        alpha={"kind": "adaptive", "start": 0.9, "end": 0.3},
+        grad_clip=5.0,
+        features=[
+            {"student": "layer1", "teacher": "layer2", "loss": "hint", "channel_attention": True},
+            {"student": "layer2", "teacher": "layer1", "loss": "attention", "weight": {"kind": "linear", "start": 10, "end": 0}},
+            {"student": "head.1", "teacher": "head.1", "loss": "rkd_distance"},
+            {"student": "head.1", "teacher": "head.1", "loss": "rkd_angle", "weight": 2.0},
+        ],
+    )
+    manifest = Pipeline([TEACHER, distill, Export()], task="digits").run(tmp_path, quiet=True)
+    history = manifest.find("distill").metrics["student"]["history"]
+    assert [h["temperature"] for h in history] == pytest.approx([cosine(p, 8, 1) for p in (0, 1 / 3, 2 / 3)])
+    assert [h["weight_1_attention"] for h in history] == pytest.approx([10, 10 * 2 / 3, 10 / 3])
+    assert history[0]["alpha"] == 0.9 and all(0.3 - 1e-9 <= h["alpha"] <= 0.9 + 1e-9 for h in history)
+    assert history[0]["weight_3_rkd_angle"] == 2.0
+    state = torch.load(tmp_path / "distill" / "student.pt", weights_only=True)
+    assert not any(k.startswith("proj") for k in state)  # projectors are training aids, not part of the student
+    assert manifest.find("export").metrics["student"]["max_abs_diff"] < 1e-4
+
+
+def test_hooks_are_gone_after_the_stage(tmp_path):
+    from compress.data.builtin import TASKS
+
+    ctx = RunContext(run_dir=tmp_path, task=TASKS.get("digits")(), quiet=True)
+    distill = Distill(model=STUDENT, epochs=1, features=[{"student": "layer1", "teacher": "layer1", "loss": "hint"}])
+    for stage in (TEACHER, distill):
+        ctx.stage_id, ctx.stage_dir = stage.name, tmp_path / stage.name
+        ctx.stage_dir.mkdir()
+        ctx = stage.run(ctx, stage.cfg)
+    for name in ("teacher", "student"):  # the in-memory modules that export would use next
+        assert all(not m._forward_hooks for m in ctx.module(name).modules())
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ({"student": "layer9", "teacher": "layer1", "loss": "hint"}, "student model has no layer 'layer9'"),
+        ({"student": "layer1", "teacher": "head.2", "loss": "attention"}, "attention transfer needs spatial features"),
+        ({"student": "layer1", "teacher": "head.1", "loss": "hint"}, "cannot match a student feature of shape"),
+    ],
+)
+def test_bad_feature_pairs_are_one_line_errors(tmp_path, pair, message):
+    pipeline = Pipeline([TEACHER, Distill(model=STUDENT, epochs=1, features=[pair])], task="digits")
+    with pytest.raises(RecipeError, match=message) as err:
+        pipeline.run(tmp_path, quiet=True)
+    assert "\n" not in str(err.value)
+
+
+def test_config_checks_for_schedules_and_losses():
+    with pytest.raises(ValueError, match="temperature cannot be adaptive"):
+        Distill(model=STUDENT, temperature={"kind": "adaptive", "start": 4, "end": 1})
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        Distill(model=STUDENT, temperature={"kind": "linear", "start": 4, "end": 0})
+    with pytest.raises(ValueError, match="alpha must stay within"):
+        Distill(model=STUDENT, alpha={"kind": "linear", "start": 0.5, "end": 1.5})
+    with pytest.raises(ValueError, match="unknown feature loss 'hints'; did you mean 'hint'"):
+        Distill(model=STUDENT, features=[{"student": "a", "teacher": "b", "loss": "hints"}])
