@@ -23,6 +23,7 @@ __all__ = [
     "attention_transfer_loss",
     "rkd_distance_loss",
     "rkd_angle_loss",
+    "combine_teachers",
 ]
 
 ResponseLoss = Callable[..., torch.Tensor]
@@ -110,3 +111,28 @@ FEATURE_LOSSES.register("hint")(hint_loss)
 FEATURE_LOSSES.register("attention")(attention_transfer_loss)
 FEATURE_LOSSES.register("rkd_distance")(rkd_distance_loss)
 FEATURE_LOSSES.register("rkd_angle")(rkd_angle_loss)
+
+
+def combine_teachers(
+    outputs: list[torch.Tensor], *, mode: str, temperature: float, weights: list[float] | None = None, classification: bool = True
+) -> torch.Tensor:
+    """Several teachers' outputs -> one teacher output for the response loss.
+
+    Classification: `mean` / `weighted` mix the tempered probabilities and return `T * log(p)`, which the
+    response loss turns back into exactly `p` at temperature T; `confident` takes, per sample, the logits
+    of the teacher with the highest top-1 probability. Regression: the (weighted) mean of the outputs.
+    """
+    if len(outputs) == 1:
+        return outputs[0]
+    w = torch.tensor(weights if mode == "weighted" and weights else [1.0] * len(outputs), dtype=outputs[0].dtype)
+    w = (w / w.sum()).reshape(-1, *([1] * outputs[0].dim()))
+    stacked = torch.stack(outputs)  # (teachers, batch, outputs)
+    if not classification:
+        if mode == "confident":
+            raise ValueError("ensemble 'confident' needs a classification task")
+        return (w * stacked).sum(0)
+    if mode == "confident":
+        best = stacked.softmax(-1).amax(-1).argmax(0)  # (batch,) index of the most confident teacher
+        return stacked[best, torch.arange(stacked.shape[1])]
+    mixed = (w * (stacked / temperature).softmax(-1)).sum(0)
+    return temperature * mixed.clamp_min(1e-12).log()

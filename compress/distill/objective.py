@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from compress.distill.features import FeatureTaps, Projector, match_spatial
-from compress.distill.losses import FEATURE_LOSSES, LOSSES, distill_objective, task_loss
+from compress.distill.losses import FEATURE_LOSSES, LOSSES, combine_teachers, distill_objective, task_loss
 from compress.distill.schedules import Schedule, value_of
 from compress.errors import RecipeError
 
@@ -38,11 +38,13 @@ class FeaturePair(BaseModel):
 
 
 class DistillObjective(nn.Module):
-    def __init__(self, student: nn.Module, teacher: nn.Module, cfg: Any, *, kind: str, example: torch.Tensor) -> None:
+    def __init__(self, student: nn.Module, teachers: list[nn.Module], cfg: Any, *, kind: str, example: torch.Tensor) -> None:
+        """Feature pairs read the first teacher's layers; the response loss uses all teachers' combined outputs."""
         super().__init__()
         self.cfg, self.kind = cfg, kind
         self.response = LOSSES.get(cfg.loss)
-        self.teacher = [teacher]  # a list keeps the teacher out of this module's parameters
+        self.teachers = list(teachers)  # a plain list keeps the teachers out of this module's parameters
+        teacher = self.teachers[0]
         pairs: list[FeaturePair] = list(cfg.features)
         self.student_taps = FeatureTaps(student, [p.student for p in pairs], "student")
         self.teacher_taps = FeatureTaps(teacher, [p.teacher for p in pairs], "teacher")
@@ -85,10 +87,18 @@ class DistillObjective(nn.Module):
         self.teacher_taps.__exit__(*exc)
 
     def forward(self, student: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        temperature = self.knobs["temperature"]
         with torch.no_grad():
-            target = self.teacher[0](x)
+            outputs = [teacher(x) for teacher in self.teachers]
+            target = combine_teachers(
+                outputs,
+                mode=self.cfg.ensemble,
+                temperature=temperature,
+                weights=self.cfg.teacher_weights,
+                classification=self.kind == "classification",
+            )
         out = student(x)
-        soft = self.response(out, target, temperature=self.knobs["temperature"])
+        soft = self.response(out, target, temperature=temperature)
         loss = distill_objective(soft, task_loss(out, y, self.kind), alpha=self.knobs["alpha"])
         for i, (pair, projector) in enumerate(zip(self.pairs, self.projectors, strict=True)):
             s = projector(self.student_taps.outputs[pair.student])

@@ -4,7 +4,9 @@ temperature and weights given as numbers or schedules."""
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from compress.context import RunContext
 from compress.distill.losses import LOSSES
@@ -20,7 +22,11 @@ __all__ = ["Distill", "DistillConfig"]
 
 
 class DistillConfig(FitConfig):
-    teacher: str = Field("teacher", description="name of the teacher model made by an earlier stage")
+    teacher: str | list[str] = Field("teacher", description="teacher model name, or several names for a multi-teacher ensemble")
+    ensemble: Literal["mean", "weighted", "confident"] = Field(
+        "mean", description="several teachers: mean of probabilities, weighted mean (teacher_weights), or per-sample most confident"
+    )
+    teacher_weights: list[float] | None = Field(None, description="ensemble: weighted, one positive weight per teacher")
     name: str = Field("student", description="name of the student model in this run")
     model: ModelSpec = Field(description="student architecture, e.g. {arch: mobilenet_v2, width: 8}")
     loss: str = Field("kd", description="response loss: kd (classification) or mse (regression)")
@@ -33,6 +39,22 @@ class DistillConfig(FitConfig):
     features: list[FeaturePair] = Field(
         default_factory=list, description="intermediate-feature terms: [{student: layer2, teacher: layer2, loss: hint}]"
     )
+
+    @model_validator(mode="after")
+    def _ensemble(self) -> DistillConfig:
+        teachers = self.teachers
+        if len(set(teachers)) != len(teachers) or not teachers:
+            raise ValueError(f"teacher names must be distinct and non-empty, got {teachers}")
+        if self.ensemble == "weighted":
+            if self.teacher_weights is None or len(self.teacher_weights) != len(teachers) or min(self.teacher_weights) <= 0:
+                raise ValueError(f"ensemble 'weighted' needs teacher_weights: one positive number for each of {teachers}")
+        elif self.teacher_weights is not None:
+            raise ValueError("teacher_weights apply only to ensemble: weighted")
+        return self
+
+    @property
+    def teachers(self) -> list[str]:
+        return [self.teacher] if isinstance(self.teacher, str) else list(self.teacher)
 
     @field_validator("loss")
     @classmethod
@@ -68,7 +90,7 @@ class Distill(Stage):
     Config = DistillConfig
 
     def requires(self) -> list[str]:
-        return [self.cfg.teacher]
+        return self.cfg.teachers
 
     def provides(self) -> list[str]:
         return [self.cfg.name]
@@ -76,12 +98,16 @@ class Distill(Stage):
     def run(self, ctx: RunContext, cfg: DistillConfig) -> RunContext:
         if cfg.loss == "kd" and ctx.task.kind != "classification":
             raise RecipeError(f"distill loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse")
-        teacher = ctx.module(cfg.teacher).eval().requires_grad_(False)
+        if cfg.ensemble == "confident" and ctx.task.kind != "classification":
+            raise RecipeError("ensemble 'confident' needs a classification task", fix="use ensemble: mean or weighted")
+        teachers = [ctx.module(name).eval().requires_grad_(False) for name in cfg.teachers]
         student = build_model(cfg.model, ctx.task)
-        objective = DistillObjective(student, teacher, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
-        objective.reference = ctx.task.evaluate(torch_predictor(teacher), "val")[ctx.task.metric.name]
+        objective = DistillObjective(student, teachers, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
+        metric = ctx.task.metric
+        scores = [ctx.task.evaluate(torch_predictor(t), "val")[metric.name] for t in teachers]
+        objective.reference = max(scores) if metric.higher_is_better else min(scores)  # the gap the adaptive weight closes
         with objective:
             result = fit(student, ctx.task, objective, cfg, seed=ctx.seed, desc=f"distill {cfg.name}", quiet=ctx.quiet)
         summary = register_model(ctx, cfg.name, cfg.model, student, result)
-        summary["params_vs_teacher"] = summary["params"] / param_count(teacher)
+        summary["params_vs_teacher"] = summary["params"] / param_count(teachers[0])
         return ctx

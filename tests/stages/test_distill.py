@@ -77,3 +77,22 @@ def test_config_checks_for_schedules_and_losses():
         Distill(model=STUDENT, alpha={"kind": "linear", "start": 0.5, "end": 1.5})
     with pytest.raises(ValueError, match="unknown feature loss 'hints'; did you mean 'hint'"):
         Distill(model=STUDENT, features=[{"student": "a", "teacher": "b", "loss": "hints"}])
+
+
+def test_multi_teacher_ensemble_distills(tmp_path):
+    second = Train(name="teacher_b", model={"arch": "mlp", "hidden": [64]}, epochs=2)
+    distill = Distill(teacher=["teacher", "teacher_b"], ensemble="weighted", teacher_weights=[2, 1], model=STUDENT, epochs=2)
+    manifest = Pipeline([TEACHER, second, distill], task="digits").run(tmp_path, quiet=True)
+    assert manifest.find("distill").inputs.keys() >= {"train/teacher.pt", "train-2/teacher_b.pt"}
+    assert manifest.find("distill").metrics["student"]["epochs_run"] == 2
+
+
+def test_ensemble_config_checks(write_recipe):
+    with pytest.raises(ValueError, match="needs teacher_weights: one positive number for each of"):
+        Distill(teacher=["a", "b"], ensemble="weighted", model=STUDENT)
+    with pytest.raises(ValueError, match="teacher_weights apply only to ensemble: weighted"):
+        Distill(teacher=["a", "b"], teacher_weights=[1, 2], model=STUDENT)
+    with pytest.raises(ValueError, match="must be distinct"):
+        Distill(teacher=["a", "a"], model=STUDENT)
+    with pytest.raises(RecipeError, match="model 'b' is not made by an earlier stage"):
+        Pipeline([TEACHER, Distill(teacher=["teacher", "b"], model=STUDENT)], task="digits")

@@ -48,3 +48,38 @@ def test_objective_mixes_terms_and_registry_names_losses():
     assert distill_objective(torch.tensor(2.0), torch.tensor(10.0), alpha=0.75).item() == pytest.approx(0.75 * 2 + 0.25 * 10)
     assert LOSSES.get("kd") is kd_loss
     assert LOSSES.get("mse") is regression_response_loss
+
+
+def test_combine_teachers_mean_and_weighted_golden():
+    from compress.distill.losses import combine_teachers
+
+    t1 = torch.tensor([[math.log(3), 0.0]])  # p = [0.75, 0.25]
+    t2 = torch.zeros(1, 2)  # p = [0.5, 0.5]
+    mean = combine_teachers([t1, t2], mode="mean", temperature=1.0)
+    assert torch.allclose(mean.softmax(1), torch.tensor([[0.625, 0.375]]))
+    weighted = combine_teachers([t1, t2], mode="weighted", weights=[3, 1], temperature=1.0)
+    assert torch.allclose(weighted.softmax(1), torch.tensor([[0.6875, 0.3125]]))
+    # T = 2: t1 / 2 -> p = [sqrt3 / (sqrt3 + 1), 1 / (sqrt3 + 1)] = [0.633975, 0.366025]; mean with [0.5, 0.5]
+    tempered = combine_teachers([t1, t2], mode="mean", temperature=2.0)
+    assert torch.allclose((tempered / 2).softmax(1), torch.tensor([[0.566987, 0.433013]]), atol=1e-6)
+    # the response loss sees exactly the mixed distribution: KL(mix || uniform) at T = 2, times T^2
+    p = torch.tensor([0.566987, 0.433013])
+    expected = 4 * float((p * (p / 0.5).log()).sum())
+    assert kd_loss(torch.zeros(1, 2), tempered, temperature=2.0).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_combine_teachers_confident_and_regression():
+    from compress.distill.losses import combine_teachers
+
+    sure = torch.tensor([[5.0, 0.0], [0.0, 0.1]])
+    unsure = torch.tensor([[0.1, 0.0], [0.0, 5.0]])
+    picked = combine_teachers([sure, unsure], mode="confident", temperature=4.0)
+    assert torch.equal(picked, torch.tensor([[5.0, 0.0], [0.0, 5.0]]))  # row 0 from the first, row 1 from the second
+    reg = combine_teachers(
+        [torch.tensor([[1.0]]), torch.tensor([[3.0]])], mode="weighted", weights=[1, 3], temperature=1.0, classification=False
+    )
+    assert reg.item() == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="needs a classification task"):
+        combine_teachers([torch.zeros(1, 1), torch.zeros(1, 1)], mode="confident", temperature=1.0, classification=False)
+    single = torch.randn(3, 4)
+    assert combine_teachers([single], mode="mean", temperature=3.0) is single
