@@ -38,8 +38,8 @@ class TaskSpec(BaseModel):
 
         if (self.name is None) == (self.factory is None):
             raise ValueError("give exactly one of 'name' (a built-in task) or 'factory' ('module:function')")
-        if self.name is not None and self.name not in TASKS:
-            raise ValueError(TASKS.unknown_message(self.name))
+        if self.name is not None:
+            TASKS.check(self.name)
         if self.factory is not None:
             check_callable_spec(self.factory)
         if self.name is not None and self.options:

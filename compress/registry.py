@@ -35,6 +35,12 @@ class Registry(Generic[T]):
         except KeyError:
             raise RecipeError(self.unknown_message(name)) from None
 
+    def check(self, name: str) -> str:
+        """For config validators: `name` if registered, else ValueError with close matches."""
+        if name not in self._items:
+            raise ValueError(self.unknown_message(name))
+        return name
+
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""

@@ -32,9 +32,7 @@ class FeaturePair(BaseModel):
     @field_validator("loss")
     @classmethod
     def _known(cls, name: str) -> str:
-        if name not in FEATURE_LOSSES:
-            raise ValueError(FEATURE_LOSSES.unknown_message(name))
-        return name
+        return FEATURE_LOSSES.check(name)
 
 
 class DistillObjective(nn.Module):

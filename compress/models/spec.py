@@ -42,8 +42,7 @@ class ModelSpec(BaseModel):
         if self.factory is not None:
             check_callable_spec(self.factory)
             return self
-        if self.arch not in MODELS:
-            raise ValueError(MODELS.unknown_message(self.arch))
+        MODELS.check(self.arch)
         params = inspect.signature(MODELS.get(self.arch)).parameters
         allowed = [p for p in params if p not in _INJECTED]
         for key in self.kwargs:

@@ -59,9 +59,7 @@ class DistillConfig(FitConfig):
     @field_validator("loss")
     @classmethod
     def _known_loss(cls, name: str) -> str:
-        if name not in LOSSES:
-            raise ValueError(LOSSES.unknown_message(name))
-        return name
+        return LOSSES.check(name)
 
     @field_validator("temperature")
     @classmethod

@@ -30,3 +30,11 @@ def test_registered_objects_come_back_and_list_sorted():
     assert reg.get("b") == "B"
     assert list(reg) == ["a", "b"]
     assert "a" in reg and "c" not in reg
+
+
+def test_check_is_for_config_validators():
+    reg: Registry[int] = Registry("loss")
+    reg.register("kd")(0)
+    assert reg.check("kd") == "kd"
+    with pytest.raises(ValueError, match="unknown loss 'kdd'; did you mean 'kd'"):
+        reg.check("kdd")
