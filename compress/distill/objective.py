@@ -15,7 +15,9 @@ from compress.distill.losses import FEATURE_LOSSES, LOSSES, combine_teachers, di
 from compress.distill.schedules import Schedule, value_of
 from compress.errors import RecipeError
 
-__all__ = ["FeaturePair", "DistillObjective"]
+__all__ = ["FeaturePair", "DistillObjective", "EmaObjective", "EMA"]
+
+EMA = "ema"  # the teacher name that means self-distillation from an exponential moving average of the student
 
 
 class FeaturePair(BaseModel):
@@ -105,3 +107,23 @@ class DistillObjective(nn.Module):
                 s, t = match_spatial(s, t)
             loss = loss + self.knobs[f"weight_{i}_{pair.loss}"] * FEATURE_LOSSES.get(pair.loss)(s, t)
         return loss
+
+
+class EmaObjective(DistillObjective):
+    """Self-distillation (mean teacher): the teacher is an exponential moving average of the student,
+    updated after every optimizer step. Distilling from the *current* student under no_grad would give
+    a zero gradient at that point (its soft targets equal its own outputs); the average lags behind and
+    so carries information the current weights do not."""
+
+    def __init__(self, student: nn.Module, cfg: Any, *, kind: str, example: torch.Tensor) -> None:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        average = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        average.requires_grad_(False)
+        average.module.eval()  # also keeps the shape probe below from moving its BatchNorm statistics
+        super().__init__(student, [average.module], cfg, kind=kind, example=example)
+        self._average = [average]  # a list keeps it out of this module's parameters
+
+    def after_step(self, student: nn.Module) -> None:
+        self._average[0].update_parameters(student)
+        self.teachers[0].eval()

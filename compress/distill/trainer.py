@@ -58,7 +58,7 @@ def fit(model: nn.Module, task: TaskData, loss_fn: BatchLoss, cfg: FitConfig, *,
     `loss_fn(model, x, y)` may be an `nn.Module` with parameters of its own (projectors), trained
     alongside, and may have `start_epoch(progress, gap, initial_gap) -> dict`, called before each
     epoch with the validation gap to `loss_fn.reference` (a metric value) when it has one; what it
-    returns goes into the history.
+    returns goes into the history; and `after_step(model)`, called after each optimizer step.
     """
     loader = task.loader("train", cfg.batch_size, shuffle=True, seed=seed)
     extra = list(loss_fn.parameters()) if isinstance(loss_fn, nn.Module) else []
@@ -98,6 +98,7 @@ def _start_epoch(loss_fn: BatchLoss, progress: float, gaps: list[float]) -> dict
 
 def _train_epoch(model: nn.Module, loader, loss_fn: BatchLoss, optimizer, schedule, augment, grad_clip: float | None) -> float:
     model.train()
+    after_step = getattr(loss_fn, "after_step", None)
     total, count = 0.0, 0
     for x, y in loader:
         if augment is not None:
@@ -108,6 +109,8 @@ def _train_epoch(model: nn.Module, loader, loss_fn: BatchLoss, optimizer, schedu
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
         optimizer.step()
+        if after_step is not None:
+            after_step(model)
         schedule.step()
         total += loss.item() * len(x)
         count += len(x)

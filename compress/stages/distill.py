@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from compress.context import RunContext
 from compress.distill.losses import LOSSES
-from compress.distill.objective import DistillObjective, FeaturePair
+from compress.distill.objective import EMA, DistillObjective, EmaObjective, FeaturePair
 from compress.distill.schedules import Schedule
 from compress.distill.trainer import FitConfig, fit, torch_predictor
 from compress.errors import RecipeError
@@ -22,7 +22,10 @@ __all__ = ["Distill", "DistillConfig"]
 
 
 class DistillConfig(FitConfig):
-    teacher: str | list[str] = Field("teacher", description="teacher model name, or several names for a multi-teacher ensemble")
+    teacher: str | list[str] = Field(
+        "teacher", description="teacher model name, several names for an ensemble, or 'ema': self-distillation from an EMA of the student"
+    )
+    ema_decay: float = Field(0.99, gt=0, lt=1, description="teacher: ema: weight of the old average at each step")
     ensemble: Literal["mean", "weighted", "confident"] = Field(
         "mean", description="several teachers: mean of probabilities, weighted mean (teacher_weights), or per-sample most confident"
     )
@@ -43,6 +46,8 @@ class DistillConfig(FitConfig):
     @model_validator(mode="after")
     def _ensemble(self) -> DistillConfig:
         teachers = self.teachers
+        if EMA in teachers and len(teachers) > 1:
+            raise ValueError("teacher 'ema' (self-distillation) cannot be part of an ensemble")
         if len(set(teachers)) != len(teachers) or not teachers:
             raise ValueError(f"teacher names must be distinct and non-empty, got {teachers}")
         if self.ensemble == "weighted":
@@ -51,6 +56,10 @@ class DistillConfig(FitConfig):
         elif self.teacher_weights is not None:
             raise ValueError("teacher_weights apply only to ensemble: weighted")
         return self
+
+    @property
+    def self_distill(self) -> bool:
+        return self.teacher == EMA
 
     @property
     def teachers(self) -> list[str]:
@@ -88,7 +97,7 @@ class Distill(Stage):
     Config = DistillConfig
 
     def requires(self) -> list[str]:
-        return self.cfg.teachers
+        return [] if self.cfg.self_distill else self.cfg.teachers
 
     def provides(self) -> list[str]:
         return [self.cfg.name]
@@ -98,14 +107,17 @@ class Distill(Stage):
             raise RecipeError(f"distill loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse")
         if cfg.ensemble == "confident" and ctx.task.kind != "classification":
             raise RecipeError("ensemble 'confident' needs a classification task", fix="use ensemble: mean or weighted")
-        teachers = [ctx.module(name).eval().requires_grad_(False) for name in cfg.teachers]
         student = build_model(cfg.model, ctx.task)
-        objective = DistillObjective(student, teachers, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
-        metric = ctx.task.metric
-        scores = [ctx.task.evaluate(torch_predictor(t), "val")[metric.name] for t in teachers]
-        objective.reference = max(scores) if metric.higher_is_better else min(scores)  # the gap the adaptive weight closes
+        if cfg.self_distill:
+            objective = EmaObjective(student, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
+        else:
+            teachers = [ctx.module(name).eval().requires_grad_(False) for name in cfg.teachers]
+            objective = DistillObjective(student, teachers, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
+            metric = ctx.task.metric
+            scores = [ctx.task.evaluate(torch_predictor(t), "val")[metric.name] for t in teachers]
+            objective.reference = max(scores) if metric.higher_is_better else min(scores)  # the gap the adaptive weight closes
         with objective:
             result = fit(student, ctx.task, objective, cfg, seed=ctx.seed, desc=f"distill {cfg.name}", quiet=ctx.quiet)
         summary = register_model(ctx, cfg.name, cfg.model, student, result)
-        summary["params_vs_teacher"] = summary["params"] / param_count(teachers[0])
+        summary["params_vs_teacher"] = summary["params"] / param_count(objective.teachers[0])
         return ctx

@@ -96,3 +96,49 @@ def test_ensemble_config_checks(write_recipe):
         Distill(teacher=["a", "a"], model=STUDENT)
     with pytest.raises(RecipeError, match="model 'b' is not made by an earlier stage"):
         Pipeline([TEACHER, Distill(teacher=["teacher", "b"], model=STUDENT)], task="digits")
+
+
+def test_ema_self_distillation_needs_no_teacher_and_tracks_the_student(tmp_path):
+    mlp = {"arch": "mlp", "hidden": [32]}
+    distill = Distill(teacher="ema", ema_decay=0.9, model=mlp, epochs=5, alpha={"kind": "linear", "start": 0.0, "end": 0.5})
+    assert distill.requires() == []
+    manifest = Pipeline([distill, Export()], task="digits").run(tmp_path, quiet=True)
+    result = manifest.find("distill").metrics["student"]
+    assert result["params_vs_teacher"] == 1.0  # the teacher is the student's own average
+    assert result["test_accuracy_torch"] > 0.7  # it learns (chance is 0.1)
+    assert manifest.find("export").metrics["student"]["max_abs_diff"] < 1e-4
+
+
+def test_ema_teacher_follows_the_average_of_the_student():
+    from compress.distill.objective import EmaObjective
+    from compress.stages.distill import DistillConfig
+
+    student = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    cfg = DistillConfig(teacher="ema", ema_decay=0.5, model={"arch": "mlp"})
+    objective = EmaObjective(student, cfg, kind="classification", example=torch.randn(2, 3))
+    teacher = objective.teachers[0]
+    before = teacher[0].weight.detach().clone()
+    with torch.no_grad():
+        student[0].weight.add_(1.0)
+    objective.after_step(student)  # first update copies, as torch's AveragedModel does
+    objective.after_step(student)  # then: 0.5 * average + 0.5 * student = the same weights
+    assert torch.allclose(teacher[0].weight, student[0].weight)
+    with torch.no_grad():
+        student[0].weight.add_(2.0)
+    objective.after_step(student)
+    assert torch.allclose(teacher[0].weight, student[0].weight - 1.0)  # halfway between
+    assert not torch.allclose(before, teacher[0].weight)
+
+
+def test_born_again_and_assistant_chains_are_chained_stages(tmp_path):
+    assistant = Distill(teacher="teacher", name="assistant", model={"arch": "mobilenet_v2", "width": 6, "blocks": [1, 1]}, epochs=1)
+    student = Distill(teacher="assistant", name="student", model=STUDENT, epochs=1)
+    again = Distill(teacher="student", name="student_gen2", model=STUDENT, epochs=1)  # born-again: same architecture
+    manifest = Pipeline([TEACHER, assistant, student, again], task="digits").run(tmp_path, quiet=True)
+    assert manifest.find("distill-2").inputs.keys() >= {"distill/assistant.pt"}
+    assert manifest.find("distill-3").metrics["student_gen2"]["params_vs_teacher"] == 1.0
+
+
+def test_ema_cannot_join_an_ensemble():
+    with pytest.raises(ValueError, match="cannot be part of an ensemble"):
+        Distill(teacher=["ema", "teacher"], model=STUDENT)
