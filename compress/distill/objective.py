@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from compress.distill.features import FeatureTaps, Projector, match_spatial
 from compress.distill.losses import FEATURE_LOSSES, LOSSES, combine_teachers, distill_objective, task_loss
@@ -51,6 +52,8 @@ class DistillObjective(nn.Module):
         self.pairs = pairs
         self.projectors = nn.ModuleList(self._projector(p, student, teacher, example) for p in pairs)
         self.knobs: dict[str, float] = {}
+        self.cache_enabled = False  # set by the stage when teacher outputs may be computed once
+        self._cache: dict[str, Any] | None = None
         self.start_epoch(0.0)
 
     def _projector(self, pair: FeaturePair, student: nn.Module, teacher: nn.Module, example: torch.Tensor) -> nn.Module:
@@ -86,27 +89,64 @@ class DistillObjective(nn.Module):
         self.student_taps.__exit__(*exc)
         self.teacher_taps.__exit__(*exc)
 
-    def forward(self, student: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        temperature = self.knobs["temperature"]
+    def wrap_train(self, dataset: Dataset) -> Dataset:
+        """With caching on: compute every training sample's teacher outputs (and hooked features) once,
+        and attach each sample's index to its target so that `forward` can look them up."""
+        if not self.cache_enabled:
+            return dataset
+        outputs: list[list[torch.Tensor]] = [[] for _ in self.teachers]
+        features: dict[str, list[torch.Tensor]] = {name: [] for name in self.teacher_taps.names}
+        with torch.no_grad():
+            for x, _ in DataLoader(dataset, batch_size=256):
+                for k, teacher in enumerate(self.teachers):
+                    outputs[k].append(teacher(x))
+                for name in features:
+                    features[name].append(self.teacher_taps.outputs[name])
+        self._cache = {"outputs": [torch.cat(o) for o in outputs], "features": {n: torch.cat(f) for n, f in features.items()}}
+        return IndexedTargets(dataset)
+
+    def _teacher_view(self, x: torch.Tensor, y: Any) -> tuple[torch.Tensor, list[torch.Tensor], dict[str, torch.Tensor]]:
+        """(labels, teacher outputs, teacher features) for a batch: from the cache or by running the teachers."""
+        if self._cache is not None:
+            y, index = y
+            return y, [o[index] for o in self._cache["outputs"]], {n: f[index] for n, f in self._cache["features"].items()}
         with torch.no_grad():
             outputs = [teacher(x) for teacher in self.teachers]
-            target = combine_teachers(
-                outputs,
-                mode=self.cfg.ensemble,
-                temperature=temperature,
-                weights=self.cfg.teacher_weights,
-                classification=self.kind == "classification",
-            )
+        return y, outputs, {n: self.teacher_taps.outputs[n].detach() for n in self.teacher_taps.names}
+
+    def forward(self, student: nn.Module, x: torch.Tensor, y: Any) -> torch.Tensor:
+        temperature = self.knobs["temperature"]
+        y, outputs, teacher_features = self._teacher_view(x, y)
+        target = combine_teachers(
+            outputs,
+            mode=self.cfg.ensemble,
+            temperature=temperature,
+            weights=self.cfg.teacher_weights,
+            classification=self.kind == "classification",
+        )
         out = student(x)
         soft = self.response(out, target, temperature=temperature)
         loss = distill_objective(soft, task_loss(out, y, self.kind), alpha=self.knobs["alpha"])
         for i, (pair, projector) in enumerate(zip(self.pairs, self.projectors, strict=True)):
-            s = projector(self.student_taps.outputs[pair.student])
-            t = self.teacher_taps.outputs[pair.teacher].detach()
+            s, t = projector(self.student_taps.outputs[pair.student]), teacher_features[pair.teacher]
             if pair.loss in ("hint", "attention"):
                 s, t = match_spatial(s, t)
             loss = loss + self.knobs[f"weight_{i}_{pair.loss}"] * FEATURE_LOSSES.get(pair.loss)(s, t)
         return loss
+
+
+class IndexedTargets(Dataset):
+    """`(x, y)` -> `(x, (y, index))`: lets a cached objective find each sample's teacher outputs."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Any, tuple[Any, int]]:
+        x, y = self.dataset[index]
+        return x, (y, index)
 
 
 class EmaObjective(DistillObjective):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from compress.config import StageConfig
@@ -58,9 +59,12 @@ def fit(model: nn.Module, task: TaskData, loss_fn: BatchLoss, cfg: FitConfig, *,
     `loss_fn(model, x, y)` may be an `nn.Module` with parameters of its own (projectors), trained
     alongside, and may have `start_epoch(progress, gap, initial_gap) -> dict`, called before each
     epoch with the validation gap to `loss_fn.reference` (a metric value) when it has one; what it
-    returns goes into the history; and `after_step(model)`, called after each optimizer step.
+    returns goes into the history; `after_step(model)`, called after each optimizer step; and
+    `wrap_train(dataset) -> dataset`, which may attach data to each target (the loss unpacks it).
     """
-    loader = task.loader("train", cfg.batch_size, shuffle=True, seed=seed)
+    wrap = getattr(loss_fn, "wrap_train", None)
+    train = wrap(task.train) if wrap is not None else task.train
+    loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
     extra = list(loss_fn.parameters()) if isinstance(loss_fn, nn.Module) else []
     optimizer = torch.optim.AdamW([*model.parameters(), *extra], lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = max(1, cfg.epochs * len(loader))

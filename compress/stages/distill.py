@@ -25,6 +25,9 @@ class DistillConfig(FitConfig):
     teacher: str | list[str] = Field(
         "teacher", description="teacher model name, several names for an ensemble, or 'ema': self-distillation from an EMA of the student"
     )
+    cache_teacher: bool | None = Field(
+        None, description="compute teacher outputs once per training sample; null: whenever valid (frozen teachers, no augmentation)"
+    )
     ema_decay: float = Field(0.99, gt=0, lt=1, description="teacher: ema: weight of the old average at each step")
     ensemble: Literal["mean", "weighted", "confident"] = Field(
         "mean", description="several teachers: mean of probabilities, weighted mean (teacher_weights), or per-sample most confident"
@@ -116,8 +119,18 @@ class Distill(Stage):
             metric = ctx.task.metric
             scores = [ctx.task.evaluate(torch_predictor(t), "val")[metric.name] for t in teachers]
             objective.reference = max(scores) if metric.higher_is_better else min(scores)  # the gap the adaptive weight closes
+        objective.cache_enabled = self._cache_teacher(ctx, cfg)
         with objective:
             result = fit(student, ctx.task, objective, cfg, seed=ctx.seed, desc=f"distill {cfg.name}", quiet=ctx.quiet)
         summary = register_model(ctx, cfg.name, cfg.model, student, result)
+        summary["teacher_cache"] = objective.cache_enabled
         summary["params_vs_teacher"] = summary["params"] / param_count(objective.teachers[0])
         return ctx
+
+    @staticmethod
+    def _cache_teacher(ctx: RunContext, cfg: DistillConfig) -> bool:
+        augmented = cfg.augment and ctx.task.augment is not None
+        why_not = "the teacher changes while training (ema)" if cfg.self_distill else "training inputs are augmented" if augmented else None
+        if cfg.cache_teacher and why_not:
+            raise RecipeError(f"distill: cache_teacher is on but {why_not}", fix="remove cache_teacher, or set augment: false")
+        return why_not is None if cfg.cache_teacher is None else cfg.cache_teacher

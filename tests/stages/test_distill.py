@@ -142,3 +142,42 @@ def test_born_again_and_assistant_chains_are_chained_stages(tmp_path):
 def test_ema_cannot_join_an_ensemble():
     with pytest.raises(ValueError, match="cannot be part of an ensemble"):
         Distill(teacher=["ema", "teacher"], model=STUDENT)
+
+
+def _run_distill(tmp_path, **distill_kwargs):
+    """Train the teacher, then distill, on one context; returns (ctx, teacher forward calls during distill)."""
+    from compress.data.builtin import TASKS
+
+    ctx = RunContext(run_dir=tmp_path, task=TASKS.get("digits")(), quiet=True)
+    ctx.stage_id, ctx.stage_dir = "train", tmp_path / "train"
+    ctx.stage_dir.mkdir(parents=True)
+    torch.manual_seed(0)  # both runs must distill from the same teacher
+    ctx = TEACHER.run(ctx, TEACHER.cfg)
+    calls = []
+    handle = ctx.module("teacher").register_forward_hook(lambda m, a, o: calls.append(len(a[0])))
+    distill = Distill(model=STUDENT, epochs=2, **distill_kwargs)
+    ctx.stage_id, ctx.stage_dir = "distill", tmp_path / "distill"
+    ctx.stage_dir.mkdir()
+    torch.manual_seed(0)
+    ctx = distill.run(ctx, distill.cfg)
+    handle.remove()
+    return ctx, calls
+
+
+def test_cached_teacher_runs_once_per_sample_and_trains_the_same(tmp_path):
+    features = [{"student": "layer1", "teacher": "layer1", "loss": "hint"}]
+    cached, cached_calls = _run_distill(tmp_path / "c", augment=False, features=features)
+    plain, plain_calls = _run_distill(tmp_path / "p", augment=False, cache_teacher=False, features=features)
+    n_train, n_val = len(cached.task.train), len(cached.task.val)  # the teacher is scored once on val (the reference)
+    assert sum(cached_calls) == n_train + n_val + 2  # every sample once, plus the 2-sample shape probe
+    assert sum(plain_calls) == 2 * n_train + n_val + 2  # every sample in each of the 2 epochs
+    assert cached.metrics["student"]["teacher_cache"] is True and plain.metrics["student"]["teacher_cache"] is False
+    a, b = cached.module("student").state_dict(), plain.module("student").state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+
+def test_cache_is_off_by_default_with_augmentation_and_refused_when_forced(tmp_path):
+    ctx, calls = _run_distill(tmp_path / "a")  # digits augments its training inputs
+    assert ctx.metrics["student"]["teacher_cache"] is False and sum(calls) == 2 * len(ctx.task.train) + len(ctx.task.val)
+    with pytest.raises(RecipeError, match="cache_teacher is on but training inputs are augmented"):
+        _run_distill(tmp_path / "b", cache_teacher=True)
