@@ -77,7 +77,7 @@ def main() -> None:
     header = ["variant", "median ms/step", "min", "max", "vs plain"]
     notes = (
         f"Task {args.task}, batch {args.batch_size}, {steps} steps per epoch, {args.rounds} interleaved rounds after one warm-up round, "
-        f"torch threads {torch.get_num_threads()}. 'kd cached' computes the teacher's outputs once per training sample "
+        f"torch threads {torch.get_num_threads()}, no augmentation (caching needs unchanging inputs). 'kd cached' computes the teacher's outputs once per training sample "
         "(its one-off cost is not in the per-step figure)."
     )
     md = save(f"distill_step_cost_{args.task}", "Distillation step cost", header, rows, {"per_step_ms": per_step, "steps": steps}, notes)
