@@ -50,20 +50,27 @@ class DistillObjective(nn.Module):
         self.student_taps = FeatureTaps(student, [p.student for p in pairs], "student")
         self.teacher_taps = FeatureTaps(teacher, [p.teacher for p in pairs], "teacher")
         self.pairs = pairs
-        self.projectors = nn.ModuleList(self._projector(p, student, teacher, example) for p in pairs)
+        self.feature_losses = [FEATURE_LOSSES.get(p.loss) for p in pairs]
+        self.projectors = nn.ModuleList(self._projectors(student, teacher, example) if pairs else [])
         self.knobs: dict[str, float] = {}
         self.cache_enabled = False  # set by the stage when teacher outputs may be computed once
         self._cache: dict[str, Any] | None = None
         self.start_epoch(0.0)
 
-    def _projector(self, pair: FeaturePair, student: nn.Module, teacher: nn.Module, example: torch.Tensor) -> nn.Module:
+    def _projectors(self, student: nn.Module, teacher: nn.Module, example: torch.Tensor) -> list[nn.Module]:
+        """One forward pass of each model on `example` gives every pair's feature shapes."""
         with self.student_taps, self.teacher_taps, torch.no_grad():
             was_training = student.training
             student.eval()
             student(example)
             teacher(example)
             student.train(was_training)
-        s, t = self.student_taps.outputs[pair.student], self.teacher_taps.outputs[pair.teacher]
+        return [
+            self._projector(pair, self.student_taps.outputs[pair.student], self.teacher_taps.outputs[pair.teacher]) for pair in self.pairs
+        ]
+
+    @staticmethod
+    def _projector(pair: FeaturePair, s: torch.Tensor, t: torch.Tensor) -> nn.Module:
         if pair.loss == "attention" and (s.dim() < 3 or t.dim() < 3):
             raise RecipeError(
                 f"attention transfer needs spatial features; {pair.student!r} is {tuple(s.shape)}, {pair.teacher!r} is {tuple(t.shape)}"
@@ -127,11 +134,11 @@ class DistillObjective(nn.Module):
         out = student(x)
         soft = self.response(out, target, temperature=temperature)
         loss = distill_objective(soft, task_loss(out, y, self.kind), alpha=self.knobs["alpha"])
-        for i, (pair, projector) in enumerate(zip(self.pairs, self.projectors, strict=True)):
+        for i, (pair, projector, term) in enumerate(zip(self.pairs, self.projectors, self.feature_losses, strict=True)):
             s, t = projector(self.student_taps.outputs[pair.student]), teacher_features[pair.teacher]
             if pair.loss in ("hint", "attention"):
                 s, t = match_spatial(s, t)
-            loss = loss + self.knobs[f"weight_{i}_{pair.loss}"] * FEATURE_LOSSES.get(pair.loss)(s, t)
+            loss = loss + self.knobs[f"weight_{i}_{pair.loss}"] * term(s, t)
         return loss
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Schedule", "constant", "linear", "cosine", "step", "adaptive", "value_of"]
+__all__ = ["Schedule", "constant", "linear", "cosine", "step", "adaptive", "endpoints", "value_of"]
 
 
 def constant(progress: float, start: float, end: float) -> float:
@@ -60,13 +60,22 @@ class Schedule(BaseModel):
             raise ValueError(f"a {self.kind} schedule needs 'end'")
         return self
 
+    @property
+    def final(self) -> float:
+        return self.start if self.end is None else self.end
+
     def at(self, progress: float, gap: float | None = None, initial_gap: float | None = None) -> float:
-        end = self.start if self.end is None else self.end
+        end = self.final
         if self.kind == "step":
             return step(progress, self.start, end, self.steps)
         if self.kind == "adaptive":
             return adaptive(gap, initial_gap, self.start, end)
         return {"constant": constant, "linear": linear, "cosine": cosine}[self.kind](progress, self.start, end)
+
+
+def endpoints(setting: float | Schedule) -> tuple[float, ...]:
+    """The values a setting starts and ends at; every kind of schedule stays between the two."""
+    return (setting,) if isinstance(setting, int | float) else (setting.start, setting.final)
 
 
 def value_of(setting: float | Schedule, progress: float, gap: float | None = None, initial_gap: float | None = None) -> float:

@@ -103,6 +103,7 @@ def _start_epoch(loss_fn: BatchLoss, progress: float, gaps: list[float]) -> dict
 def _train_epoch(model: nn.Module, loader, loss_fn: BatchLoss, optimizer, schedule, augment, grad_clip: float | None) -> float:
     model.train()
     after_step = getattr(loss_fn, "after_step", None)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     total, count = 0.0, 0
     for x, y in loader:
         if augment is not None:
@@ -111,7 +112,7 @@ def _train_epoch(model: nn.Module, loader, loss_fn: BatchLoss, optimizer, schedu
         loss = loss_fn(model, x, y)
         loss.backward()
         if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
         if after_step is not None:
             after_step(model)

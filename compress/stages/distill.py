@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from compress.context import RunContext
 from compress.distill.losses import LOSSES
 from compress.distill.objective import EMA, DistillObjective, EmaObjective, FeaturePair
-from compress.distill.schedules import Schedule
+from compress.distill.schedules import Schedule, endpoints
 from compress.distill.trainer import FitConfig, fit, torch_predictor
 from compress.errors import RecipeError
 from compress.models.spec import ModelSpec, build_model
@@ -78,7 +78,7 @@ class DistillConfig(FitConfig):
     def _positive_temperature(cls, t: float | Schedule) -> float | Schedule:
         if isinstance(t, Schedule) and t.kind == "adaptive":
             raise ValueError("temperature cannot be adaptive; use constant, linear, cosine or step")
-        ends = (t,) if not isinstance(t, Schedule) else (t.start, t.start if t.end is None else t.end)
+        ends = endpoints(t)
         if min(ends) <= 0:
             raise ValueError(f"temperature must be > 0, got {ends}")
         return t
@@ -86,7 +86,7 @@ class DistillConfig(FitConfig):
     @field_validator("alpha")
     @classmethod
     def _unit_alpha(cls, a: float | Schedule) -> float | Schedule:
-        ends = (a,) if not isinstance(a, Schedule) else (a.start, a.start if a.end is None else a.end)
+        ends = endpoints(a)
         if not all(0 <= v <= 1 for v in ends):
             raise ValueError(f"alpha must stay within [0, 1], got {ends}")
         return a
