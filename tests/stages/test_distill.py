@@ -15,6 +15,26 @@ TEACHER = Train(name="teacher", model={"arch": "resnet_cnn", "width": 8, "blocks
 STUDENT = {"arch": "mobilenet_v2", "width": 4, "blocks": [1, 1], "head_channels": 16}
 
 
+def _run_distill(tmp_path, **distill_kwargs):
+    """Train the teacher, then distill, on one context; returns (ctx, teacher forward calls during distill)."""
+    from compress.data.builtin import TASKS
+
+    ctx = RunContext(run_dir=tmp_path, task=TASKS.get("digits")(), quiet=True)
+    ctx.stage_id, ctx.stage_dir = "train", tmp_path / "train"
+    ctx.stage_dir.mkdir(parents=True)
+    torch.manual_seed(0)  # both runs must distill from the same teacher
+    ctx = TEACHER.run(ctx, TEACHER.cfg)
+    calls = []
+    handle = ctx.module("teacher").register_forward_hook(lambda m, a, o: calls.append(len(a[0])))
+    distill = Distill(model=STUDENT, epochs=2, **distill_kwargs)
+    ctx.stage_id, ctx.stage_dir = "distill", tmp_path / "distill"
+    ctx.stage_dir.mkdir()
+    torch.manual_seed(0)
+    ctx = distill.run(ctx, distill.cfg)
+    handle.remove()
+    return ctx, calls
+
+
 def test_feature_terms_and_schedules_train_and_export(tmp_path):
     distill = Distill(
         model=STUDENT,
@@ -41,14 +61,7 @@ def test_feature_terms_and_schedules_train_and_export(tmp_path):
 
 
 def test_hooks_are_gone_after_the_stage(tmp_path):
-    from compress.data.builtin import TASKS
-
-    ctx = RunContext(run_dir=tmp_path, task=TASKS.get("digits")(), quiet=True)
-    distill = Distill(model=STUDENT, epochs=1, features=[{"student": "layer1", "teacher": "layer1", "loss": "hint"}])
-    for stage in (TEACHER, distill):
-        ctx.stage_id, ctx.stage_dir = stage.name, tmp_path / stage.name
-        ctx.stage_dir.mkdir()
-        ctx = stage.run(ctx, stage.cfg)
+    ctx, _ = _run_distill(tmp_path, features=[{"student": "layer1", "teacher": "layer1", "loss": "hint"}])
     for name in ("teacher", "student"):  # the in-memory modules that export would use next
         assert all(not m._forward_hooks for m in ctx.module(name).modules())
 
@@ -142,26 +155,6 @@ def test_born_again_and_assistant_chains_are_chained_stages(tmp_path):
 def test_ema_cannot_join_an_ensemble():
     with pytest.raises(ValueError, match="cannot be part of an ensemble"):
         Distill(teacher=["ema", "teacher"], model=STUDENT)
-
-
-def _run_distill(tmp_path, **distill_kwargs):
-    """Train the teacher, then distill, on one context; returns (ctx, teacher forward calls during distill)."""
-    from compress.data.builtin import TASKS
-
-    ctx = RunContext(run_dir=tmp_path, task=TASKS.get("digits")(), quiet=True)
-    ctx.stage_id, ctx.stage_dir = "train", tmp_path / "train"
-    ctx.stage_dir.mkdir(parents=True)
-    torch.manual_seed(0)  # both runs must distill from the same teacher
-    ctx = TEACHER.run(ctx, TEACHER.cfg)
-    calls = []
-    handle = ctx.module("teacher").register_forward_hook(lambda m, a, o: calls.append(len(a[0])))
-    distill = Distill(model=STUDENT, epochs=2, **distill_kwargs)
-    ctx.stage_id, ctx.stage_dir = "distill", tmp_path / "distill"
-    ctx.stage_dir.mkdir()
-    torch.manual_seed(0)
-    ctx = distill.run(ctx, distill.cfg)
-    handle.remove()
-    return ctx, calls
 
 
 def test_cached_teacher_runs_once_per_sample_and_trains_the_same(tmp_path):
