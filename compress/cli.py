@@ -19,6 +19,7 @@ examples:
   edge-compress run pipelines/digits_edge.yaml --resume  continue an interrupted run, reusing finished stages
   edge-compress validate pipelines/*.yaml                check recipes without running them
   edge-compress stages                                   list stages and their config keys
+  torchrun --nproc_per_node=2 -m compress run RECIPE     the same recipe, training data-parallel on 2 processes
 
 exit codes: 0 success, 1 internal error (a bug: please report it), 2 bad input (recipe, data, files),
 130 interrupted.
@@ -70,10 +71,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from compress import distributed
     from compress.pipeline import Pipeline
 
     pipeline = Pipeline.from_recipe(args.recipe)
     out = args.out or Path("runs") / pipeline.name
+    if distributed.init_from_env() and not distributed.is_main():
+        logging.getLogger().setLevel(logging.WARNING)  # rank 0 speaks for the run
+        pipeline.run(out, quiet=True)
+        return 0
     manifest = pipeline.run(out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
     reused = [s.id for s in manifest.stages if s.status == "reused"]
     print(f"run folder: {out}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from compress import distributed
 from compress.context import RunContext, TargetSpec, TaskSpec
 from compress.errors import ArtifactError, RecipeError
-from compress.fsio import sha256_file, write_json
+from compress.fsio import sha256_file, write_json, write_text
 from compress.manifest import Manifest, StageRecord, config_hash, environment, now
 from compress.stages.base import Stage
 
@@ -25,6 +27,7 @@ __all__ = ["Pipeline"]
 log = logging.getLogger("compress")
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
+ATTEMPT = ".attempt"  # in a stage folder while the stage runs: its key, so --resume can continue its epochs
 
 
 class Pipeline:
@@ -85,11 +88,12 @@ class Pipeline:
 
     def run(self, out: str | Path | None = None, *, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> Manifest:
         run_dir = Path(out) if out is not None else Path("runs") / self.name
+        if not distributed.is_main():
+            return self._follow(run_dir)
         previous = _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
         created = previous.created if previous else now()
         manifest = Manifest(name=self.name, recipe=self.settings(), created=created, updated=now(), environment=environment())
-        torch.set_num_threads(self.target.num_threads)
-        ctx = RunContext(run_dir=run_dir, task=self.task.load(), target=self.target, seed=self.seed, quiet=quiet)
+        ctx = self._context(run_dir, quiet)
         manifest.save(run_dir / MANIFEST)  # from now on the folder is a run that --resume can continue
         hashes: dict[str, str] = {}
         parent = None
@@ -100,7 +104,29 @@ class Pipeline:
             manifest.save(run_dir / MANIFEST)
             _write_summary(ctx)
             parent = sid
+            distributed.barrier()
         return manifest
+
+    def _context(self, run_dir: Path, quiet: bool) -> RunContext:
+        torch.set_num_threads(max(1, self.target.num_threads // distributed.local_world_size()))
+        return RunContext(run_dir=run_dir, task=self.task.load(), target=self.target, seed=self.seed, quiet=quiet)
+
+    def _follow(self, run_dir: Path) -> Manifest:
+        """A rank other than 0 under torchrun: take part in every `every_rank` stage that rank 0 runs,
+        writing only to a private scratch folder; copy what rank 0 reused; wait while it runs the rest."""
+        with tempfile.TemporaryDirectory(prefix=f"edge-compress-rank{distributed.world()[0]}-") as scratch:
+            ctx = self._context(Path(scratch), quiet=True)
+            for index, (sid, stage) in enumerate(zip(self.ids, self.stages, strict=True)):
+                reused = distributed.broadcast_object()
+                if reused is not None:
+                    shutil.copytree(run_dir / sid, ctx.run_dir / sid, dirs_exist_ok=True)
+                    ctx.apply(reused)
+                elif stage.every_rank:
+                    _enter_stage(ctx, sid, "", keep_attempt=False)
+                    _seed_everything(self.seed + index)
+                    ctx = stage.run(ctx, stage.cfg)
+                distributed.barrier()
+        return Manifest(name=self.name, recipe=self.settings(), created=now(), updated=now(), environment=environment())
 
     def _run_stage(
         self, ctx: RunContext, index: int, sid: str, stage: Stage, parent: str | None, previous: Manifest | None, hashes: dict[str, str]
@@ -110,19 +136,19 @@ class Pipeline:
         settings = {k: v for k, v in self.settings().items() if k in ("seed", "task", "target")}
         key = config_hash({"type": stage.name, "config": cfg, "settings": settings, "inputs": inputs})
         old = previous.find(sid) if previous else None
-        if old is not None and old.key == key and old.outputs_intact(ctx.run_dir):
+        reuse = old is not None and old.key == key and old.outputs_intact(ctx.run_dir)
+        distributed.broadcast_object(old.models if reuse else None)  # the other ranks follow (see _follow)
+        if reuse:
             ctx.apply(old.models)
             log.info("[%d/%d] %s: reused (config and inputs unchanged)", index + 1, len(self.stages), sid)
             return old.model_copy(update={"status": "reused", "parent": parent})
         log.info("[%d/%d] %s: running", index + 1, len(self.stages), sid)
-        ctx.stage_id, ctx.stage_dir, ctx.metrics = sid, ctx.run_dir / sid, {}
-        if ctx.stage_dir.exists():
-            shutil.rmtree(ctx.stage_dir)  # leftovers of an unfinished or outdated attempt
-        ctx.stage_dir.mkdir(parents=True)
+        _enter_stage(ctx, sid, key, keep_attempt=previous is not None)
         _seed_everything(self.seed + index)
         before, started, t0 = ctx.snapshot(), now(), time.perf_counter()
         ctx = stage.run(ctx, stage.cfg)
         duration = time.perf_counter() - t0
+        (ctx.stage_dir / ATTEMPT).unlink()
         outputs = {ctx.relative(p): sha256_file(p) for p in sorted(ctx.stage_dir.rglob("*")) if p.is_file()}
         log.info("[%d/%d] %s: done in %.1f s", index + 1, len(self.stages), sid, duration)
         return StageRecord(
@@ -140,6 +166,18 @@ class Pipeline:
             started=started,
             duration_s=round(duration, 3),
         )
+
+
+def _enter_stage(ctx: RunContext, sid: str, key: str, *, keep_attempt: bool) -> None:
+    """Make `sid` the running stage. Its folder starts empty, except on resume when it holds an
+    unfinished attempt with the same key (its epoch checkpoint lets training continue)."""
+    ctx.stage_id, ctx.stage_dir, ctx.metrics = sid, ctx.run_dir / sid, {}
+    attempt = ctx.stage_dir / ATTEMPT
+    same = keep_attempt and attempt.is_file() and attempt.read_text(encoding="utf-8") == key
+    if ctx.stage_dir.exists() and not same:
+        shutil.rmtree(ctx.stage_dir)  # leftovers of an unfinished or outdated attempt
+    ctx.stage_dir.mkdir(parents=True, exist_ok=True)
+    write_text(attempt, key)
 
 
 def _stage_ids(stages: Sequence[Stage]) -> list[str]:

@@ -174,3 +174,10 @@ class EmaObjective(DistillObjective):
     def after_step(self, student: nn.Module) -> None:
         self._average[0].update_parameters(student)
         self.teachers[0].eval()
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The average travels with this module's state dict, so an epoch checkpoint restores the teacher too."""
+        return self._average[0].state_dict()
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._average[0].load_state_dict(state)

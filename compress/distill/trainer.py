@@ -4,22 +4,29 @@ best weights restored at the end. The loss is a callable, so the loop knows noth
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
+from compress import distributed
 from compress.config import StageConfig
 from compress.data.task import TaskData
+from compress.fsio import atomic_path
 
 __all__ = ["FitConfig", "FitResult", "fit", "torch_predictor"]
 
+log = logging.getLogger("compress")
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -43,6 +50,10 @@ class FitResult:
     best_val: float | None
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
+    steps_per_epoch: int = 0
+    world_size: int = 1
+    ranks_agree: bool = True
+    resumed_after_epoch: int = 0
 
 
 def torch_predictor(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -53,7 +64,17 @@ def torch_predictor(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
-def fit(model: nn.Module, task: TaskData, loss_fn: BatchLoss, cfg: FitConfig, *, seed: int, desc: str, quiet: bool) -> FitResult:
+def fit(
+    model: nn.Module,
+    task: TaskData,
+    loss_fn: BatchLoss,
+    cfg: FitConfig,
+    *,
+    seed: int,
+    desc: str,
+    quiet: bool,
+    checkpoint: Path | None = None,
+) -> FitResult:
     """Train `model` in place; it ends holding the weights of its best validation epoch.
 
     `loss_fn(model, x, y)` may be an `nn.Module` with parameters of its own (projectors), trained
@@ -61,36 +82,122 @@ def fit(model: nn.Module, task: TaskData, loss_fn: BatchLoss, cfg: FitConfig, *,
     epoch with the validation gap to `loss_fn.reference` (a metric value) when it has one; what it
     returns goes into the history; `after_step(model)`, called after each optimizer step; and
     `wrap_train(dataset) -> dataset`, which may attach data to each target (the loss unpacks it).
+
+    With `checkpoint`, the full training state (weights, objective, optimizer, schedule, random
+    streams, best epoch so far) is written there atomically after every epoch and training resumes
+    from it when it exists; the file is removed when training ends. Under torchrun the work is split
+    across ranks (see `compress.distributed`); `cfg.batch_size` stays the global batch.
     """
+    rank, size = distributed.world()
     wrap = getattr(loss_fn, "wrap_train", None)
     train = wrap(task.train) if wrap is not None else task.train
-    loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
-    extra = list(loss_fn.parameters()) if isinstance(loss_fn, nn.Module) else []
-    optimizer = torch.optim.AdamW([*model.parameters(), *extra], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    sampler = DistributedSampler(train, num_replicas=size, rank=rank, shuffle=True, seed=seed) if size > 1 else None
+    loader = DataLoader(
+        train, batch_size=max(1, math.ceil(cfg.batch_size / size)), shuffle=sampler is None, sampler=sampler, generator=generator
+    )
+    step = _Step(model, loss_fn)
+    runner: nn.Module = DistributedDataParallel(step) if size > 1 else step
+    optimizer = torch.optim.AdamW(step.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = max(1, cfg.epochs * len(loader))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
     metric = task.metric
-    result, best_state = FitResult(0, None, 0), copy.deepcopy(model.state_dict())
-    gaps: list[float] = []
-    bar = tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", disable=quiet, leave=False)
+    state = _FitState(result=FitResult(0, None, 0, steps_per_epoch=len(loader), world_size=size), best=copy.deepcopy(model.state_dict()))
+    saved = distributed.broadcast_object(_load_state(checkpoint) if checkpoint is not None and checkpoint.exists() else None)
+    if saved is not None:
+        state.restore(saved, step, optimizer, schedule, generator)
+        state.result.resumed_after_epoch = state.result.epochs_run
+        log.info("  %s: resuming after epoch %d (from %s)", desc, state.result.epochs_run, checkpoint)
+    bar = tqdm(range(state.result.epochs_run + 1, cfg.epochs + 1), desc=desc, unit="epoch", disable=quiet, leave=False)
     for epoch in bar:
-        knobs = _start_epoch(loss_fn, (epoch - 1) / max(cfg.epochs, 1), gaps)
-        train_loss = _train_epoch(model, loader, loss_fn, optimizer, schedule, task.augment if cfg.augment else None, cfg.grad_clip)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        knobs = _start_epoch(loss_fn, (epoch - 1) / max(cfg.epochs, 1), state.gaps)
+        train_loss = _train_epoch(model, runner, loader, optimizer, schedule, task.augment if cfg.augment else None, cfg.grad_clip, loss_fn)
+        distributed.sync_state(model)  # BatchNorm statistics differ per shard; rank 0's decide
         model.eval()
-        val = task.evaluate(torch_predictor(model), "val")[metric.name]
+        val = distributed.broadcast_object(task.evaluate(torch_predictor(model), "val")[metric.name])
         reference = getattr(loss_fn, "reference", None)
         if reference is not None:
-            gaps.append((reference - val) if metric.higher_is_better else (val - reference))
+            state.gaps.append((reference - val) if metric.higher_is_better else (val - reference))
+        result = state.result
         result.history.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric.name}": val, **knobs})
         result.epochs_run = epoch
         if metric.better(val, result.best_val):
-            result.best_val, result.best_epoch, best_state = val, epoch, copy.deepcopy(model.state_dict())
+            result.best_val, result.best_epoch, state.best = val, epoch, copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{train_loss:.4f}", **{f"val_{metric.name}": f"{val:.4f}"})
-        if cfg.patience is not None and epoch - result.best_epoch >= cfg.patience:
+        stop = cfg.patience is not None and epoch - result.best_epoch >= cfg.patience
+        if checkpoint is not None and distributed.is_main() and not stop and epoch < cfg.epochs:
+            _save_state(checkpoint, state.capture(epoch, step, optimizer, schedule, generator))
+        if stop:
             break
-    model.load_state_dict(best_state)
+    model.load_state_dict(state.best)
     model.eval()
-    return result
+    state.result.ranks_agree = distributed.ranks_agree(model)
+    if checkpoint is not None and distributed.is_main():
+        checkpoint.unlink(missing_ok=True)
+    return state.result
+
+
+class _Step(nn.Module):
+    """The model and the objective (with its projectors) as one module, so one optimizer and one
+    DistributedDataParallel wrapper cover both."""
+
+    def __init__(self, model: nn.Module, loss_fn: BatchLoss) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, x: torch.Tensor, y: Any) -> torch.Tensor:
+        return self.loss_fn(self.model, x, y)
+
+
+@dataclass
+class _FitState:
+    """What training needs to continue exactly where it stopped."""
+
+    result: FitResult
+    best: dict[str, torch.Tensor]
+    gaps: list[float] = field(default_factory=list)
+
+    def capture(self, epoch: int, step: _Step, optimizer, schedule, generator: torch.Generator) -> dict[str, Any]:
+        r = self.result
+        return {
+            "epoch": epoch,
+            "step": step.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "best": self.best,
+            "best_val": r.best_val,
+            "best_epoch": r.best_epoch,
+            "history": r.history,
+            "gaps": self.gaps,
+            "torch_rng": torch.get_rng_state(),
+            "loader_rng": generator.get_state(),
+        }
+
+    def restore(self, saved: dict[str, Any], step: _Step, optimizer, schedule, generator: torch.Generator) -> None:
+        step.load_state_dict(saved["step"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        self.best, self.gaps = saved["best"], list(saved["gaps"])
+        r = self.result
+        r.best_val, r.best_epoch, r.epochs_run, r.history = saved["best_val"], saved["best_epoch"], saved["epoch"], list(saved["history"])
+        torch.set_rng_state(saved["torch_rng"])
+        generator.set_state(saved["loader_rng"])
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, weights_only=True)
+    except Exception as err:  # a damaged file: start the stage again rather than fail the run
+        log.warning("  ignoring unreadable training checkpoint %s (%s); starting the stage again", path, err)
+        return None  # type: ignore[return-value]
 
 
 def _start_epoch(loss_fn: BatchLoss, progress: float, gaps: list[float]) -> dict[str, float]:
@@ -100,7 +207,9 @@ def _start_epoch(loss_fn: BatchLoss, progress: float, gaps: list[float]) -> dict
     return start(progress, gaps[-1] if gaps else None, gaps[0] if gaps else None)
 
 
-def _train_epoch(model: nn.Module, loader, loss_fn: BatchLoss, optimizer, schedule, augment, grad_clip: float | None) -> float:
+def _train_epoch(
+    model: nn.Module, runner: nn.Module, loader, optimizer, schedule, augment, grad_clip: float | None, loss_fn: BatchLoss
+) -> float:
     model.train()
     after_step = getattr(loss_fn, "after_step", None)
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -109,7 +218,7 @@ def _train_epoch(model: nn.Module, loader, loss_fn: BatchLoss, optimizer, schedu
         if augment is not None:
             x = augment(x)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model, x, y)
+        loss = runner(x, y)
         loss.backward()
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)

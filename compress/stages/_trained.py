@@ -10,7 +10,9 @@ from compress.context import ModelRecord, RunContext
 from compress.distill.trainer import FitResult, torch_predictor
 from compress.models.spec import ModelSpec, save_checkpoint
 
-__all__ = ["register_model", "param_count"]
+__all__ = ["register_model", "param_count", "TRAIN_STATE"]
+
+TRAIN_STATE = "train_state.pt"  # the resumable state of an unfinished training stage, written after every epoch
 
 
 def param_count(model: nn.Module) -> int:
@@ -27,6 +29,14 @@ def register_model(ctx: RunContext, name: str, spec: ModelSpec, model: nn.Module
     summary: dict[str, Any] = {"params": param_count(model), f"test_{metric}_torch": scores[metric]}
     if fit is not None:
         summary |= {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch, f"best_val_{metric}": fit.best_val, "history": fit.history}
+        if fit.resumed_after_epoch:
+            summary["resumed_after_epoch"] = fit.resumed_after_epoch
+        if fit.world_size > 1:
+            summary["data_parallel"] = {
+                "world_size": fit.world_size,
+                "steps_per_epoch": fit.steps_per_epoch,
+                "ranks_agree": fit.ranks_agree,
+            }
     record = ModelRecord(
         name=name,
         stage=ctx.stage_id,

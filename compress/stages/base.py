@@ -20,6 +20,9 @@ class Stage:
 
     name: ClassVar[str]
     Config: ClassVar[type[StageConfig]]
+    every_rank: ClassVar[bool] = False
+    """Under torchrun, True for stages that every rank runs (training, and whatever makes the models
+    training needs); the others run on rank 0 only while the rest wait."""
 
     def __init__(self, cfg: StageConfig | None = None, /, **kwargs: Any) -> None:
         if cfg is not None and kwargs:

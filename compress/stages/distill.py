@@ -15,7 +15,7 @@ from compress.distill.schedules import Schedule, endpoints
 from compress.distill.trainer import FitConfig, fit, torch_predictor
 from compress.errors import RecipeError
 from compress.models.spec import ModelSpec, build_model
-from compress.stages._trained import param_count, register_model
+from compress.stages._trained import TRAIN_STATE, param_count, register_model
 from compress.stages.base import Stage, register_stage
 
 __all__ = ["Distill", "DistillConfig"]
@@ -98,6 +98,7 @@ class Distill(Stage):
 
     name = "distill"
     Config = DistillConfig
+    every_rank = True
 
     def requires(self) -> list[str]:
         return [] if self.cfg.self_distill else self.cfg.teachers
@@ -121,7 +122,16 @@ class Distill(Stage):
             objective.reference = max(scores) if metric.higher_is_better else min(scores)  # the gap the adaptive weight closes
         objective.cache_enabled = self._cache_teacher(ctx, cfg)
         with objective:
-            result = fit(student, ctx.task, objective, cfg, seed=ctx.seed, desc=f"distill {cfg.name}", quiet=ctx.quiet)
+            result = fit(
+                student,
+                ctx.task,
+                objective,
+                cfg,
+                seed=ctx.seed,
+                desc=f"distill {cfg.name}",
+                quiet=ctx.quiet,
+                checkpoint=ctx.out(TRAIN_STATE),
+            )
         summary = register_model(ctx, cfg.name, cfg.model, student, result)
         summary["teacher_cache"] = objective.cache_enabled
         summary["params_vs_teacher"] = summary["params"] / param_count(objective.teachers[0])

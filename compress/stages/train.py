@@ -9,7 +9,7 @@ from compress.context import RunContext
 from compress.distill.losses import task_loss
 from compress.distill.trainer import FitConfig, fit
 from compress.models.spec import ModelSpec, build_model
-from compress.stages._trained import register_model
+from compress.stages._trained import TRAIN_STATE, register_model
 from compress.stages.base import Stage, register_stage
 
 __all__ = ["Train", "Load"]
@@ -28,6 +28,7 @@ class Train(Stage):
 
     name = "train"
     Config = TrainConfig
+    every_rank = True
 
     def provides(self) -> list[str]:
         return [self.cfg.name]
@@ -43,6 +44,7 @@ class Train(Stage):
             seed=ctx.seed,
             desc=f"train {cfg.name}",
             quiet=ctx.quiet,
+            checkpoint=ctx.out(TRAIN_STATE),
         )
         register_model(ctx, cfg.name, cfg.model, model, result)
         return ctx
@@ -66,6 +68,7 @@ class Load(Stage):
 
     name = "load"
     Config = LoadConfig
+    every_rank = True
 
     def provides(self) -> list[str]:
         return [self.cfg.name]

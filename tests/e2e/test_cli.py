@@ -58,7 +58,7 @@ def test_run_prints_paths_refuses_to_clobber_and_resumes(write_recipe, tiny_reci
 
 
 @pytest.mark.slow
-def test_killed_during_distill_resumes_from_the_finished_stages(write_recipe, tiny_recipe, tmp_path):
+def test_killed_during_distill_resumes_from_its_last_epoch(write_recipe, tiny_recipe, tmp_path):
     tiny_recipe["stages"][1]["distill"]["epochs"] = 400  # long enough to be killed in the middle
     recipe, out = write_recipe(tiny_recipe), tmp_path / "run"
     proc = subprocess.Popen(
@@ -69,9 +69,9 @@ def test_killed_during_distill_resumes_from_the_finished_stages(write_recipe, ti
         start_new_session=True,
     )
     deadline = time.monotonic() + 90
-    while not (out / "distill").is_dir() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    time.sleep(1.0)
+    while not (out / "distill" / "train_state.pt").is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # the epoch checkpoint appears after distill's first epoch
+    time.sleep(0.5)
     assert proc.poll() is None, "the run ended before it could be killed during distill"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -92,6 +92,10 @@ def test_killed_during_distill_resumes_from_the_finished_stages(write_recipe, ti
     ]
     assert manifest["stages"][0]["outputs"]["train/teacher.pt"] == teacher_sha
     assert manifest["stages"][1]["inputs"]["train/teacher.pt"] == teacher_sha
+    student = manifest["stages"][1]["metrics"]["student"]
+    assert student["resumed_after_epoch"] >= 1, "distill continued from its last finished epoch, not from scratch"
+    assert [h["epoch"] for h in student["history"]] == list(range(1, 401))
+    assert list(manifest["stages"][1]["outputs"]) == ["distill/student.pt"], "no epoch checkpoint or attempt marker is left"
 
 
 @pytest.mark.parametrize("flags", [("--resume", "--overwrite")])
