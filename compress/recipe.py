@@ -76,10 +76,22 @@ def _stage(entry: dict[str, Any], index: int, source: str, text: str | None) -> 
         raise _error(err, ("stages", index, kind), cls.Config, source, text) from None
 
 
+# pydantic names the branch of a union (`float | Schedule`) in an error's location; these are not keys
+_BRANCH = re.compile(r"^(float|int|str|bool|none|constrained-\w+|(list|dict)\[.*\]|[A-Z]\w*)$")
+
+
 def _error(err: ValidationError, prefix: tuple, model: type[BaseModel], source: str, text: str | None) -> RecipeError:
-    first = err.errors()[0]
-    loc = prefix + tuple(first["loc"])
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    """The first error, preferring, for a value that may be a number or a mapping (a schedule), the
+    branch that matches what was written."""
+    errors = err.errors()
+    scalar_branch = [any(isinstance(p, str) and p in ("float", "int", "str", "bool") for p in e["loc"]) for e in errors]
+    mapping_given = [isinstance(e.get("input"), dict) for e in errors]
+    ranked = sorted(range(len(errors)), key=lambda i: scalar_branch[i] and mapping_given[i])
+    first = dict(errors[ranked[0]])
+    first["loc"] = tuple(p for p in first["loc"] if not (isinstance(p, str) and _BRANCH.match(p)))
+    shown = {tuple(p for p in e["loc"] if not (isinstance(p, str) and _BRANCH.match(p))) for e in errors}
+    loc = prefix + first["loc"]
+    more = f" (and {len(shown) - 1} more)" if len(shown) > 1 else ""
     return RecipeError(f"{_where(source, text, loc)}{_dotted(loc)}: {format_validation_error(first, model)}{more}")
 
 

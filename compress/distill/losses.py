@@ -16,6 +16,7 @@ __all__ = [
     "ResponseLoss",
     "kd_loss",
     "regression_response_loss",
+    "huber_response_loss",
     "task_loss",
     "distill_objective",
     "hint_loss",
@@ -44,6 +45,14 @@ def regression_response_loss(student_out: torch.Tensor, teacher_out: torch.Tenso
     """Mean squared error to the teacher's prediction (regression); `temperature` has no effect."""
     del temperature
     return F.mse_loss(student_out, teacher_out)
+
+
+@LOSSES.register("huber")
+def huber_response_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
+    """Huber loss (delta 1) to the teacher's prediction (regression): quadratic near it, linear far away,
+    so a teacher's occasional large miss pulls less than under MSE; `temperature` has no effect."""
+    del temperature
+    return F.huber_loss(student_out, teacher_out, delta=1.0)
 
 
 def task_loss(outputs: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:

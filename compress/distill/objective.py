@@ -175,6 +175,12 @@ class EmaObjective(DistillObjective):
         self._average[0].update_parameters(student)
         self.teachers[0].eval()
 
+    def measure_reference(self, task: Any) -> float:
+        """The average's validation metric this epoch: the adaptive weight follows how far it is ahead."""
+        from compress.distill.trainer import torch_predictor
+
+        return task.evaluate(torch_predictor(self.teachers[0]), "val")[task.metric.name]
+
     def get_extra_state(self) -> dict[str, Any]:
         """The average travels with this module's state dict, so an epoch checkpoint restores the teacher too."""
         return self._average[0].state_dict()

@@ -79,7 +79,8 @@ def fit(
 
     `loss_fn(model, x, y)` may be an `nn.Module` with parameters of its own (projectors), trained
     alongside, and may have `start_epoch(progress, gap, initial_gap) -> dict`, called before each
-    epoch with the validation gap to `loss_fn.reference` (a metric value) when it has one; what it
+    epoch with the validation gap to `loss_fn.reference` (a metric value; or `loss_fn.measure_reference(task)`,
+    re-measured every epoch, for a teacher that moves) when it has one; what it
     returns goes into the history; `after_step(model)`, called after each optimizer step; and
     `wrap_train(dataset) -> dataset`, which may attach data to each target (the loss unpacks it).
 
@@ -108,20 +109,22 @@ def fit(
         state.restore(saved, step, optimizer, schedule, generator)
         state.result.resumed_after_epoch = state.result.epochs_run
         log.info("  %s: resuming after epoch %d (from %s)", desc, state.result.epochs_run, checkpoint)
+    measure = getattr(loss_fn, "measure_reference", None)
     bar = tqdm(range(state.result.epochs_run + 1, cfg.epochs + 1), desc=desc, unit="epoch", disable=quiet, leave=False)
     for epoch in bar:
         if sampler is not None:
             sampler.set_epoch(epoch)
-        knobs = _start_epoch(loss_fn, (epoch - 1) / max(cfg.epochs, 1), state.gaps)
+        knobs = _start_epoch(loss_fn, (epoch - 1) / max(cfg.epochs, 1), state.gaps, moving=measure is not None)
         train_loss = _train_epoch(model, runner, loader, optimizer, schedule, task.augment if cfg.augment else None, cfg.grad_clip, loss_fn)
         distributed.sync_state(model)  # BatchNorm statistics differ per shard; rank 0's decide
         model.eval()
         val = distributed.broadcast_object(task.evaluate(torch_predictor(model), "val")[metric.name])
-        reference = getattr(loss_fn, "reference", None)
+        reference = distributed.broadcast_object(measure(task) if measure is not None else getattr(loss_fn, "reference", None))
         if reference is not None:
             state.gaps.append((reference - val) if metric.higher_is_better else (val - reference))
         result = state.result
-        result.history.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric.name}": val, **knobs})
+        moving = {f"teacher_val_{metric.name}": reference} if measure is not None else {}
+        result.history.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric.name}": val, **moving, **knobs})
         result.epochs_run = epoch
         if metric.better(val, result.best_val):
             result.best_val, result.best_epoch, state.best = val, epoch, copy.deepcopy(model.state_dict())
@@ -200,11 +203,15 @@ def _load_state(path: Path) -> dict[str, Any]:
         return None  # type: ignore[return-value]
 
 
-def _start_epoch(loss_fn: BatchLoss, progress: float, gaps: list[float]) -> dict[str, float]:
+def _start_epoch(loss_fn: BatchLoss, progress: float, gaps: list[float], *, moving: bool) -> dict[str, float]:
+    """A fixed teacher's gap is measured against the first epoch's; a moving teacher's (EMA) against
+    the largest seen so far, since it starts as untrained as the student."""
     start = getattr(loss_fn, "start_epoch", None)
     if start is None:
         return {}
-    return start(progress, gaps[-1] if gaps else None, gaps[0] if gaps else None)
+    if not gaps:
+        return start(progress, None, None)
+    return start(progress, gaps[-1], max(gaps) if moving else gaps[0])
 
 
 def _train_epoch(

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from compress.bench import TimingConfig, make_runner, measure, params_and_macs
-from compress.config import StageConfig
+from compress.config import ModelName, StageConfig
 from compress.context import RunContext
 from compress.errors import RecipeError
 from compress.fsio import write_json
@@ -18,7 +18,7 @@ __all__ = ["Benchmark"]
 
 
 class BenchmarkConfig(StageConfig):
-    models: list[str] | None = Field(None, description="models to measure; default: every exported model")
+    models: list[ModelName] | None = Field(None, description="models to measure; default: every exported model")
     batch_sizes: list[int] = Field([1, 32], min_length=1, description="batch sizes to time")
     split: Literal["test", "val"] = Field("test", description="split the metric is computed on")
     timing: TimingConfig = Field(default_factory=TimingConfig, description="warm-up and iteration counts")

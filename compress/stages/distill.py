@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
+from compress.config import ModelName
 from compress.context import RunContext
 from compress.distill.losses import LOSSES
 from compress.distill.objective import EMA, DistillObjective, EmaObjective, FeaturePair
@@ -22,7 +23,7 @@ __all__ = ["Distill", "DistillConfig"]
 
 
 class DistillConfig(FitConfig):
-    teacher: str | list[str] = Field(
+    teacher: ModelName | list[ModelName] = Field(
         "teacher", description="teacher model name, several names for an ensemble, or 'ema': self-distillation from an EMA of the student"
     )
     cache_teacher: bool | None = Field(
@@ -32,10 +33,14 @@ class DistillConfig(FitConfig):
     ensemble: Literal["mean", "weighted", "confident"] = Field(
         "mean", description="several teachers: mean of probabilities, weighted mean (teacher_weights), or per-sample most confident"
     )
-    teacher_weights: list[float] | None = Field(None, description="ensemble: weighted, one positive weight per teacher")
-    name: str = Field("student", description="name of the student model in this run")
+    teacher_weights: list[float] | None = Field(
+        None, validate_default=True, description="ensemble: weighted, one positive weight per teacher"
+    )
+    name: ModelName = Field("student", description="name of the student model in this run")
     model: ModelSpec = Field(description="student architecture, e.g. {arch: mobilenet_v2, width: 8}")
-    loss: str = Field("kd", description="response loss: kd (classification) or mse (regression)")
+    loss: str = Field(
+        "kd", description="response loss: kd (classification), mse or huber (regression; on classification they match logits)"
+    )
     temperature: float | Schedule = Field(
         4.0, description="soft-target temperature: a number or a schedule, e.g. {kind: cosine, start: 8, end: 1}"
     )
@@ -46,19 +51,29 @@ class DistillConfig(FitConfig):
         default_factory=list, description="intermediate-feature terms: [{student: layer2, teacher: layer2, loss: hint}]"
     )
 
-    @model_validator(mode="after")
-    def _ensemble(self) -> DistillConfig:
-        teachers = self.teachers
-        if EMA in teachers and len(teachers) > 1:
+    @field_validator("teacher")
+    @classmethod
+    def _teacher_names(cls, teacher: str | list[str]) -> str | list[str]:
+        names = [teacher] if isinstance(teacher, str) else teacher
+        if EMA in names and len(names) > 1:
             raise ValueError("teacher 'ema' (self-distillation) cannot be part of an ensemble")
-        if len(set(teachers)) != len(teachers) or not teachers:
-            raise ValueError(f"teacher names must be distinct and non-empty, got {teachers}")
-        if self.ensemble == "weighted":
-            if self.teacher_weights is None or len(self.teacher_weights) != len(teachers) or min(self.teacher_weights) <= 0:
+        if len(set(names)) != len(names) or not names:
+            raise ValueError(f"teacher names must be distinct and non-empty, got {names}")
+        return teacher
+
+    @field_validator("teacher_weights")
+    @classmethod
+    def _weights(cls, weights: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        teacher, ensemble = info.data.get("teacher"), info.data.get("ensemble")
+        if teacher is None or ensemble is None:
+            return weights  # reported on their own keys
+        teachers = [teacher] if isinstance(teacher, str) else teacher
+        if ensemble == "weighted":
+            if weights is None or len(weights) != len(teachers) or min(weights) <= 0:
                 raise ValueError(f"ensemble 'weighted' needs teacher_weights: one positive number for each of {teachers}")
-        elif self.teacher_weights is not None:
+        elif weights is not None:
             raise ValueError("teacher_weights apply only to ensemble: weighted")
-        return self
+        return weights
 
     @property
     def self_distill(self) -> bool:
@@ -108,7 +123,9 @@ class Distill(Stage):
 
     def run(self, ctx: RunContext, cfg: DistillConfig) -> RunContext:
         if cfg.loss == "kd" and ctx.task.kind != "classification":
-            raise RecipeError(f"distill loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse")
+            raise RecipeError(
+                f"distill loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse or huber"
+            )
         if cfg.ensemble == "confident" and ctx.task.kind != "classification":
             raise RecipeError("ensemble 'confident' needs a classification task", fix="use ensemble: mean or weighted")
         student = build_model(cfg.model, ctx.task)

@@ -13,7 +13,7 @@ from pydantic import Field
 from torch import nn
 
 from compress.bench.runners import OrtCpuRunner
-from compress.config import StageConfig
+from compress.config import ModelName, StageConfig
 from compress.context import RunContext
 from compress.errors import ArtifactError
 from compress.fsio import atomic_path
@@ -23,7 +23,7 @@ __all__ = ["Export", "export_onnx", "parity"]
 
 
 class ExportConfig(StageConfig):
-    models: list[str] | None = Field(None, description="models to export; default: every model in the run")
+    models: list[ModelName] | None = Field(None, description="models to export; default: every model in the run")
     opset: int = Field(17, ge=13, description="ONNX opset")
     exporter: Literal["legacy", "dynamo"] = Field("legacy", description="torch.onnx exporter (legacy is faster; both match PyTorch)")
     atol: float = Field(1e-4, gt=0, description="fail if any output differs from PyTorch by more than this")

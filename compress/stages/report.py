@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from compress.config import StageConfig
+from compress.config import ModelName, StageConfig
 from compress.context import RunContext
 from compress.fsio import write_text
 from compress.manifest import environment
@@ -17,7 +17,9 @@ __all__ = ["Report"]
 
 class ReportConfig(StageConfig):
     title: str | None = Field(None, description="report title; default: 'Compression report: <task>'")
-    reference: str | None = Field("teacher", description="model the others are compared with (ratios); null for none")
+    reference: ModelName | None = Field(
+        None, description="model the others are compared with (ratios); default: 'teacher' if the run has one"
+    )
 
 
 @register_stage
@@ -27,11 +29,19 @@ class Report(Stage):
     name = "report"
     Config = ReportConfig
 
+    def requires(self) -> list[str]:
+        return [self.cfg.reference] if self.cfg.reference else []
+
     def run(self, ctx: RunContext, cfg: ReportConfig) -> RunContext:
         summary = build_summary(ctx)
         title = cfg.title or f"Compression report: {ctx.task.name}"
         path = ctx.out("report.md")
-        write_text(path, render_markdown(summary, title=title, environment=environment(), reference=cfg.reference))
+        write_text(
+            path,
+            render_markdown(
+                summary, title=title, environment=environment(), reference=cfg.reference or ("teacher" if "teacher" in ctx.models else None)
+            ),
+        )
         ctx.metrics["report"] = ctx.relative(path)
         ctx.log(f"  report: {ctx.relative(path)}")
         return ctx

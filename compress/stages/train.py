@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from compress.config import StageConfig
+from compress.config import ModelName, StageConfig
 from compress.context import RunContext
 from compress.distill.losses import task_loss
 from compress.distill.trainer import FitConfig, fit
@@ -16,7 +16,7 @@ __all__ = ["Train", "Load"]
 
 
 class TrainConfig(FitConfig):
-    name: str = Field("teacher", description="name of the trained model in this run")
+    name: ModelName = Field("teacher", description="name of the trained model in this run")
     model: ModelSpec = Field(
         description="architecture: {arch: <zoo name>, ...} or {factory: 'module:function'}; a checkpoint here is fine-tuned"
     )
@@ -51,7 +51,7 @@ class Train(Stage):
 
 
 class LoadConfig(StageConfig):
-    name: str = Field("teacher", description="name of the model in this run")
+    name: ModelName = Field("teacher", description="name of the model in this run")
     model: ModelSpec = Field(description="architecture plus 'checkpoint' (a state dict file, loaded with weights_only=True)")
 
     @field_validator("model")

@@ -44,6 +44,15 @@ def test_regression_response_and_task_losses():
     assert mse.item() == pytest.approx(2.25)
 
 
+def test_huber_response_loss_golden():
+    from compress.distill.losses import huber_response_loss
+
+    # |diff| 0.5 -> 0.5 * 0.5^2 = 0.125 (quadratic); |diff| 3 -> 3 - 0.5 = 2.5 (linear); mean 1.3125
+    got = huber_response_loss(torch.tensor([[0.0], [3.0]]), torch.tensor([[0.5], [0.0]]))
+    assert got.item() == pytest.approx(1.3125)
+    assert LOSSES.get("huber") is huber_response_loss
+
+
 def test_objective_mixes_terms_and_registry_names_losses():
     assert distill_objective(torch.tensor(2.0), torch.tensor(10.0), alpha=0.75).item() == pytest.approx(0.75 * 2 + 0.25 * 10)
     assert LOSSES.get("kd") is kd_loss

@@ -1,0 +1,203 @@
+"""Every recipe option is validated: a bad value for each key of each stage (and of the nested
+feature, schedule, timing, model, task and target settings) is a one-line RecipeError naming the
+key. The coverage test fails when a stage gains a key that has no case here."""
+
+import copy
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from compress.bench.timing import TimingConfig
+from compress.context import TargetSpec, TaskSpec
+from compress.distill.objective import FeaturePair
+from compress.distill.schedules import Schedule
+from compress.errors import RecipeError
+from compress.pipeline import Pipeline
+from compress.recipe import Recipe, parse_recipe
+from compress.stages import STAGES
+from tests.conftest import TINY
+
+FIT = {
+    "epochs": (-1, "greater than or equal to 0"),
+    "batch_size": (0, "greater than or equal to 1"),
+    "lr": (0, "greater than 0"),
+    "weight_decay": (-0.1, "greater than or equal to 0"),
+    "patience": (0, "greater than or equal to 1"),
+    "grad_clip": (0, "greater than 0"),
+    "augment": ("sometimes", "valid boolean"),
+}
+BAD_NAME = ("../escape", "should match pattern")
+
+# stage -> key -> (bad value, fragment of the error message)
+STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
+    "train": {**FIT, "name": BAD_NAME, "model": ({"arch": "resnet"}, "did you mean 'resnet_cnn'")},
+    "load": {"name": BAD_NAME, "model": ({"arch": "mlp"}, "needs 'checkpoint'")},
+    "distill": {
+        **FIT,
+        "teacher": ([], "distinct and non-empty"),
+        "cache_teacher": ("maybe", "valid boolean"),
+        "ema_decay": (1.0, "less than 1"),
+        "ensemble": ("median", "'mean', 'weighted' or 'confident'"),
+        "teacher_weights": ([1.0], "apply only to ensemble: weighted"),
+        "name": BAD_NAME,
+        "model": ({"arch": "mlp", "hiden": [4]}, "unknown argument 'hiden'"),
+        "loss": ("kld", "unknown distillation loss 'kld'"),
+        "temperature": (0, "temperature must be > 0"),
+        "alpha": ({"kind": "linear", "start": 0.5, "end": 2}, "alpha must stay within [0, 1]"),
+        "features": ([{"student": "layer1"}], "features[0].teacher: required key is missing"),
+    },
+    "export": {
+        "models": (["a b"], "should match pattern"),
+        "opset": (9, "greater than or equal to 13"),
+        "exporter": ("tvm", "'legacy' or 'dynamo'"),
+        "atol": (0, "greater than 0"),
+        "min_agreement": (1.5, "less than or equal to 1"),
+        "parity_samples": (0, "greater than or equal to 1"),
+    },
+    "benchmark": {
+        "models": ([""], "should match pattern"),
+        "batch_sizes": ([0], "batch sizes must be >= 1"),
+        "split": ("train", "'test' or 'val'"),
+        "timing": ({"warmup": -1}, "timing.warmup"),
+    },
+    "report": {"title": (5, "valid string"), "reference": ("a/b", "should match pattern")},
+}
+
+# nested settings, set inside a distill stage's feature, schedule, or a benchmark's timing
+FEATURE_CASES = {
+    "student": (None, "valid string"),
+    "teacher": (3, "valid string"),
+    "loss": ("hnt", "unknown feature loss 'hnt'; did you mean 'hint'?"),
+    "weight": ({"kind": "linear", "start": 1}, "a linear schedule needs 'end'"),
+    "channel_attention": ("yes please", "valid boolean"),
+}
+SCHEDULE_CASES = {
+    "kind": ("exp", "'constant', 'linear', 'cosine', 'step' or 'adaptive'"),
+    "start": ("high", "valid number"),
+    "end": ("low", "valid number"),
+    "steps": (1, "greater than or equal to 2"),
+}
+TIMING_CASES = {
+    "warmup": (-1, "greater than or equal to 0"),
+    "min_iters": (2, "greater than or equal to 5"),
+    "min_time_s": (-1, "greater than or equal to 0"),
+    "max_iters": (1, "greater than or equal to 5"),
+}
+TOP_CASES = {
+    "name": ("my run", "should match pattern"),
+    "seed": ("zero", "valid integer"),
+    "task": ({"name": "digitz"}, "unknown task 'digitz'"),
+    "target": ({"name": "gpu"}, "'ort-cpu'"),
+    "stages": ([], "at least 1 item"),
+}
+TASK_CASES = {
+    "name": ("digitz", "did you mean 'digits'"),
+    "factory": ("no_colon", "module:function"),
+    "options": ({"root": "x"}, "'options' apply to a 'factory' task"),
+}
+TARGET_CASES = {"name": ("gpu", "'ort-cpu'"), "threads": (0, "greater than or equal to 1")}
+
+
+def _message(data: dict[str, Any]) -> str:
+    with pytest.raises(RecipeError) as err:
+        _recipe, stages = parse_recipe(data)
+        Pipeline(stages, task=_recipe.task, name=_recipe.name, seed=_recipe.seed, target=_recipe.target)
+    message = str(err.value)
+    assert "\n" not in message, "errors are one line"
+    return message
+
+
+def _with_stage(stage: str, config: dict[str, Any]) -> dict[str, Any]:
+    data = copy.deepcopy(TINY)
+    base = {
+        "train": TINY["stages"][0]["train"],
+        "load": {"model": {"arch": "mlp", "checkpoint": "teacher.pt"}, "name": "other"},
+        "distill": TINY["stages"][1]["distill"],
+    }.get(stage, {})
+    data["stages"].append({stage: {**copy.deepcopy(base), **config}})
+    if stage in ("train", "distill") and "name" not in config:
+        data["stages"][-1][stage]["name"] = f"{stage}_model"
+    return data
+
+
+def test_every_option_has_a_case():
+    for stage, cls in STAGES.items():
+        missing = set(cls.Config.model_fields) - set(STAGE_CASES.get(stage, {}))
+        assert not missing, f"stage {stage!r}: add validation cases for {sorted(missing)}"
+    for model, cases in [
+        (FeaturePair, FEATURE_CASES),
+        (Schedule, SCHEDULE_CASES),
+        (TimingConfig, TIMING_CASES),
+        (Recipe, TOP_CASES),
+        (TaskSpec, TASK_CASES),
+        (TargetSpec, TARGET_CASES),
+    ]:
+        assert set(_fields(model)) == set(cases), model.__name__
+
+
+def _fields(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+@pytest.mark.parametrize(("stage", "key"), [(s, k) for s, cases in STAGE_CASES.items() for k in cases])
+def test_bad_stage_option(stage, key):
+    value, fragment = STAGE_CASES[stage][key]
+    message = _message(_with_stage(stage, {key: value}))
+    assert f".{stage}.{key}" in message or f"stages[5] ({stage})" in message, message
+    assert fragment in message, message
+
+
+@pytest.mark.parametrize("key", list(FEATURE_CASES))
+def test_bad_feature_option(key):
+    value, fragment = FEATURE_CASES[key]
+    pair = {"student": "layer1", "teacher": "layer1", "loss": "hint", key: value}
+    message = _message(_with_stage("distill", {"features": [pair]}))
+    assert f"distill.features[0].{key}" in message and fragment in message, message
+
+
+@pytest.mark.parametrize("key", list(SCHEDULE_CASES))
+def test_bad_schedule_option(key):
+    value, fragment = SCHEDULE_CASES[key]
+    schedule = {"kind": "step", "start": 8.0, "end": 1.0, key: value}
+    message = _message(_with_stage("distill", {"temperature": schedule}))
+    assert "distill.temperature" in message and fragment in message, message
+
+
+@pytest.mark.parametrize("key", list(TIMING_CASES))
+def test_bad_timing_option(key):
+    value, fragment = TIMING_CASES[key]
+    message = _message(_with_stage("benchmark", {"timing": {key: value}}))
+    assert f"benchmark.timing.{key}" in message and fragment in message, message
+
+
+@pytest.mark.parametrize(
+    ("section", "key"), [("top", k) for k in TOP_CASES] + [("task", k) for k in TASK_CASES] + [("target", k) for k in TARGET_CASES]
+)
+def test_bad_run_setting(section, key):
+    data = copy.deepcopy(TINY)
+    cases = {"top": TOP_CASES, "task": TASK_CASES, "target": TARGET_CASES}[section]
+    value, fragment = cases[key]
+    if section == "top":
+        data[key] = value
+        where = key
+    else:
+        data[section] = {**({"name": "digits"} if section == "task" and key == "options" else {}), key: value}
+        where = section
+    message = _message(data)
+    assert message.startswith(f"{where}") or f" {where}" in message or f"{where}." in message, message
+    assert fragment in message, message
+
+
+def test_good_values_of_every_kind_are_accepted():
+    data = copy.deepcopy(TINY)
+    data["stages"][1]["distill"] |= {
+        "temperature": {"kind": "step", "start": 8, "end": 1, "steps": 3},
+        "alpha": {"kind": "adaptive", "start": 0.9, "end": 0.3},
+        "features": [{"student": "layer1", "teacher": "layer1", "loss": "hint", "weight": {"kind": "cosine", "start": 1, "end": 0}}],
+        "grad_clip": 1.0,
+        "patience": 5,
+        "cache_teacher": False,
+    }
+    _recipe, stages = parse_recipe(data)
+    assert stages[1].cfg.temperature.at(0.99) == pytest.approx(1.0)
