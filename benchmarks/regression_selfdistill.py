@@ -5,8 +5,8 @@
     mlp           the MLP trained on the targets (the `train` stage)
     ema           + output-level self-distillation from an EMA of itself (mse to its prediction, alpha 0.5)
     ema-huber     the same with the Huber response loss
-    ema-dynamic   output-level, with the adaptive weight: 0.7 while the EMA is as far ahead of the student
-                  on validation as it has been, falling to 0 as the student catches up (or passes it)
+    ema-dynamic   output-level, with the adaptive weight: 0 while the EMA is behind the student on
+                  validation, 0.7 when its lead is the largest seen so far, falling as the student catches up
     ema-feature   ema-dynamic plus an intermediate-feature term: hint between the student's and the
                   EMA's hidden layer (layer1)
     born-again    a second MLP distilled from the trained `mlp` (mse), same architecture

@@ -31,8 +31,10 @@ def step(progress: float, start: float, end: float, steps: int) -> float:
 
 def adaptive(gap: float | None, initial_gap: float | None, start: float, end: float) -> float:
     """`start` while the student is as far from the teacher as at first, moving to `end` as the gap closes."""
-    if gap is None or not initial_gap or initial_gap <= 0:
+    if gap is None or initial_gap is None:
         return start
+    if gap <= 0 or initial_gap <= 0:
+        return end  # caught up (or the teacher is behind): no more pull towards it
     return linear(1.0 - _clip(gap / initial_gap), start, end)
 
 

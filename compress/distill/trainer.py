@@ -209,8 +209,8 @@ def _start_epoch(loss_fn: BatchLoss, progress: float, gaps: list[float], *, movi
     start = getattr(loss_fn, "start_epoch", None)
     if start is None:
         return {}
-    if not gaps:
-        return start(progress, None, None)
+    if not gaps:  # nothing measured yet: a moving teacher is as untrained as the student, so no pull
+        return start(progress, 0.0, 0.0) if moving else start(progress, None, None)
     return start(progress, gaps[-1], max(gaps) if moving else gaps[0])
 
 

@@ -1,5 +1,7 @@
 """The distill stage with feature terms and schedules, on real data, through export."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -120,6 +122,34 @@ def test_ema_self_distillation_needs_no_teacher_and_tracks_the_student(tmp_path)
     assert result["params_vs_teacher"] == 1.0  # the teacher is the student's own average
     assert result["test_accuracy_torch"] > 0.7  # it learns (chance is 0.1)
     assert manifest.find("export").metrics["student"]["max_abs_diff"] < 1e-4
+
+
+def test_regression_self_distillation_with_features_and_a_dynamic_weight(tmp_path):
+    """diabetes: output-level (Huber) plus hidden-layer self-distillation from the EMA, with an adaptive
+    weight that follows how far the average leads the student on validation."""
+    dynamic = {"kind": "adaptive", "start": 0.7, "end": 0.0}
+    distill = Distill(
+        teacher="ema",
+        loss="huber",
+        model={"arch": "mlp", "hidden": [32, 16]},
+        epochs=12,
+        batch_size=32,
+        ema_decay=0.9,
+        alpha=dynamic,
+        features=[{"student": "layer1", "teacher": "layer1", "loss": "hint", "weight": dynamic}],
+    )
+    manifest = Pipeline([distill], task="diabetes").run(tmp_path, quiet=True)
+    history = manifest.find("distill").metrics["student"]["history"]
+    assert all("teacher_val_mse" in h for h in history)
+    alphas = [h["alpha"] for h in history]
+    assert alphas[0] == 0.0  # nothing measured yet, and the average starts as untrained as the student
+    assert all(0.0 <= a <= 0.7 for a in alphas) and max(alphas) == 0.7 and len(set(alphas)) > 2, alphas
+    for h, later in itertools.pairwise(history):
+        lead = h["val_mse"] - h["teacher_val_mse"]  # > 0: the average is ahead
+        if lead <= 0:
+            assert later["alpha"] == 0.0, "no pull towards an average that is behind the student"
+    assert [h["weight_0_hint"] for h in history] == alphas
+    assert manifest.find("distill").metrics["student"]["test_mse_torch"] < 1.0  # better than predicting the mean
 
 
 def test_ema_teacher_follows_the_average_of_the_student():

@@ -19,6 +19,8 @@ def test_adaptive_weight_falls_as_the_gap_closes():
     assert adaptive(0.05, 0.10, 0.9, 0.1) == pytest.approx(0.5)
     assert adaptive(-0.01, 0.10, 0.9, 0.1) == pytest.approx(0.1)  # student passed the teacher
     assert adaptive(0.2, 0.10, 0.9, 0.1) == pytest.approx(0.9)  # worse than at first: stays at start
+    assert adaptive(0.05, -0.02, 0.9, 0.1) == pytest.approx(0.1)  # ahead of the teacher from the first epoch
+    assert adaptive(0.0, 0.10, 0.9, 0.1) == pytest.approx(0.1)
 
 
 def test_schedule_model_and_plain_numbers():
