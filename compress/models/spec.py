@@ -15,6 +15,7 @@ from compress.data.task import TaskData
 from compress.errors import DataError, ModelError
 from compress.fsio import atomic_path
 from compress.imports import check_callable_spec, resolve_callable
+from compress.models.structure import describe, reshape
 from compress.models.zoo import MODELS
 
 __all__ = ["ModelSpec", "build_model", "load_checkpoint", "save_checkpoint"]
@@ -111,18 +112,23 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or unsafe files
         raise ModelError(f"cannot read checkpoint {str(path)!r}: {str(err).splitlines()[0]}") from None
+    structure = state.get("structure") if isinstance(state, dict) else None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     try:
+        if structure is not None:
+            reshape(model, structure, state)  # a pruned model: sizes first, then weights
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
         raise ModelError(f"checkpoint {str(path)!r} does not fit the model: {str(err).splitlines()[0]}") from None
 
 
-def save_checkpoint(model: nn.Module, path: str | Path) -> None:
+def save_checkpoint(model: nn.Module, path: str | Path, *, structure: bool = False) -> None:
     """Atomic and byte-reproducible: torch.save names its zip archive after the file, so the state is
-    serialised in memory (fixed archive name) and the bytes are written through a temporary file."""
+    serialised in memory (fixed archive name) and the bytes are written through a temporary file.
+    `structure=True` (pruned models) saves `{"structure": layer sizes, "state_dict": ...}`, which
+    `load_checkpoint` applies to the unpruned architecture; still no pickled code."""
     buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
+    torch.save({"structure": describe(model), "state_dict": model.state_dict()} if structure else model.state_dict(), buffer)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())

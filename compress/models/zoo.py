@@ -14,7 +14,7 @@ from torch import nn
 
 from compress.registry import Registry
 
-__all__ = ["MODELS", "resnet_cnn", "mobilenet_v2", "cnn1d", "mlp"]
+__all__ = ["MODELS", "resnet_cnn", "mobilenet_v2", "cnn1d", "mlp", "transformer"]
 
 MODELS: Registry = Registry("model architecture")
 
@@ -135,3 +135,52 @@ def mlp(in_shape: Sequence[int], num_outputs: int, hidden: Sequence[int] = (128,
         layers.append(nn.Sequential(nn.Linear(cin, width), nn.ReLU(), *([nn.Dropout(dropout)] if dropout else [])))
         cin = width
     return _Net(nn.Flatten(), layers, nn.Linear(cin, num_outputs))
+
+
+class _Tokens(nn.Module):
+    """Patchify (1-D or 2-D convolution with stride = patch), then (batch, tokens, dim), plus a depthwise
+    convolution over the tokens as positional information (no position table to keep in step when pruning)."""
+
+    def __init__(self, dims: int, channels: int, dim: int, patch: int) -> None:
+        super().__init__()
+        self.patch = (nn.Conv1d, nn.Conv2d)[dims - 1](channels, dim, patch, patch)
+        self.position = nn.Conv1d(dim, dim, 3, padding=1, groups=dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch(x).flatten(2)  # (batch, dim, tokens)
+        return (tokens + self.position(tokens)).transpose(1, 2)
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm transformer encoder block: multi-head self-attention and an MLP, each residual."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim * mlp_ratio), nn.GELU(), nn.Linear(dim * mlp_ratio, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class _MeanTokens(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(1)
+
+
+@MODELS.register("transformer")
+def transformer(
+    in_shape: Sequence[int], num_outputs: int, dim: int = 32, heads: int = 4, depth: int = 2, mlp_ratio: int = 2, patch: int = 2
+) -> nn.Module:
+    """Small transformer encoder for signals and images: patch tokens, `depth` blocks of `heads`-head
+    `nn.MultiheadAttention` and an MLP, mean over tokens, linear head."""
+    dims = _conv_dims(in_shape, "transformer")
+    if dim % heads:
+        raise ValueError(f"transformer: dim {dim} must be a multiple of heads {heads}")
+    blocks = [EncoderBlock(dim, heads, mlp_ratio) for _ in range(depth)]
+    head = nn.Sequential(nn.LayerNorm(dim), _MeanTokens(), nn.Linear(dim, num_outputs))
+    return _Net(_Tokens(dims, in_shape[0], dim, patch), blocks, head)
