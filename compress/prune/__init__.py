@@ -1,5 +1,5 @@
 """Structured pruning: importance criteria by name and a thin adapter over torch-pruning."""
 
-from compress.prune.engine import IMPORTANCES, ChannelPruner, layer_names
+from compress.prune.engine import IMPORTANCES, ChannelPruner, classifier, layer_names
 
-__all__ = ["IMPORTANCES", "ChannelPruner", "layer_names"]
+__all__ = ["IMPORTANCES", "ChannelPruner", "classifier", "layer_names"]

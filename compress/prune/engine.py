@@ -14,7 +14,7 @@ from torch import nn
 from compress.errors import RecipeError
 from compress.registry import Registry
 
-__all__ = ["IMPORTANCES", "ChannelPruner", "layer_names", "NEEDS_GRADIENTS"]
+__all__ = ["IMPORTANCES", "ChannelPruner", "layer_names", "classifier", "check_keep", "NEEDS_GRADIENTS"]
 
 IMPORTANCES: Registry[Callable[[], Any]] = Registry("pruning importance")
 NEEDS_GRADIENTS = {"taylor"}  # criteria that read .grad: a few backward passes run before each step

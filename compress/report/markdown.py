@@ -66,8 +66,33 @@ def render_markdown(summary: dict[str, Any], *, title: str, environment: dict[st
         for name, p in parity:
             agree = f", top-1 agreement {p['top1_agreement']:.4f}" if "top1_agreement" in p else ""
             lines.append(f"- `{name}`: max abs diff {p['max_abs_diff']:.2e} over {p['samples']} samples{agree}")
+    for m in models:
+        if m.get("prune"):
+            lines += _prune_section(m["name"], m["prune"], metric_name)
     env = environment
     lines += ["", "## Environment", "", f"- CPU: {env.get('cpu')} ({env.get('cores')} cores)", f"- Python {env.get('python')}"]
     lines += [f"- {k} {v}" for k, v in env.get("packages", {}).items() if v]
     lines += ["", "Latency: per-call wall time after warm-up; p50 is the median, p90 the 90th percentile.", ""]
     return "\n".join(lines)
+
+
+def _prune_section(name: str, prune: dict[str, Any], metric_name: str) -> list[str]:
+    """The pruning curve of one model: every step's size, measured latency and validation metric."""
+    target = prune["target"]
+    batch = prune["curve"][0]["latency_ms"]["batch_size"]
+    lines = ["", f"## Pruning `{name}`", ""]
+    lines.append(
+        f"Importance `{prune['importance']}`, target {target['kind']} {target['value']:g} "
+        f"({'met' if prune['target_met'] else 'not met'}); measured speedup {prune['speedup']:.2f}x for "
+        f"{prune['mac_reduction']:.2f}x fewer MACs."
+    )
+    head = ["step", "channels removed", "channels", "params", "MACs", f"latency b{batch} p50 / p90 (ms)", f"val {metric_name}"]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in prune["curve"]:
+        step = f"{p['step']} (final fine-tune)" if p.get("final") else str(p["step"])
+        lat = p["latency_ms"]
+        row = [step, f"{100 * p['ratio']:.0f}%", str(p["channels"]), _num(p["params"]), _num(p["macs"])]
+        row += [f"{lat['p50']:.3f} / {lat['p90']:.3f}", f"{p[f'val_{metric_name}']:.4f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [""] + [f"> **Warning:** {w}" for w in prune["warnings"]]
+    return lines

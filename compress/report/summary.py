@@ -28,6 +28,7 @@ def model_entry(record: ModelRecord) -> dict[str, Any]:
             t: {b: {"p50": s["p50"], "p90": s["p90"]} for b, s in per_b.items()} for t, per_b in m.get("latency_ms", {}).items()
         },
         "parity": m.get("parity"),
+        "prune": m.get("prune"),
     }
 
 

@@ -19,10 +19,13 @@ def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def register_model(ctx: RunContext, name: str, spec: ModelSpec, model: nn.Module, fit: FitResult | None = None) -> dict[str, Any]:
-    """Save `model`'s weights in the stage folder, score it (PyTorch, test split), add it to the context."""
+def register_model(
+    ctx: RunContext, name: str, spec: ModelSpec, model: nn.Module, fit: FitResult | None = None, *, structure: bool = False
+) -> dict[str, Any]:
+    """Save `model`'s weights in the stage folder, score it (PyTorch, test split), add it to the context.
+    `structure`: the model's layer sizes differ from its spec (pruned); they are saved with the weights."""
     path = ctx.out(f"{name}.pt")
-    save_checkpoint(model, path)
+    save_checkpoint(model, path, structure=structure)
     model.eval()
     scores = ctx.task.evaluate(torch_predictor(model), "test")
     metric = ctx.task.metric.name

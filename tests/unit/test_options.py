@@ -16,6 +16,7 @@ from compress.errors import RecipeError
 from compress.pipeline import Pipeline
 from compress.recipe import Recipe, parse_recipe
 from compress.stages import STAGES
+from compress.stages.prune import FinetuneConfig, PruneTarget
 from tests.conftest import TINY
 
 FIT = {
@@ -62,6 +63,35 @@ STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
         "timing": ({"warmup": -1}, "timing.warmup"),
     },
     "report": {"title": (5, "valid string"), "reference": ("a/b", "should match pattern")},
+    "prune": {
+        "model": ("nobody", "model 'nobody' is not made by an earlier stage"),
+        "name": BAD_NAME,
+        "importance": ("l3", "unknown pruning importance 'l3'"),
+        "target": ({"kind": "ratio", "value": 1.2}, "below 1"),
+        "steps": (0, "greater than or equal to 1"),
+        "step_ratio": (1.0, "less than 1"),
+        "max_ratio": (0, "greater than 0"),
+        "global_pruning": ("both", "valid boolean"),
+        "keep": ("head", "valid list"),
+        "round_to": (1, "greater than or equal to 2"),
+        "head_ratio": (1.0, "less than 1"),
+        "finetune": ({"teacher": "nobody"}, "model 'nobody' is not made by an earlier stage"),
+        "timing": ({"min_iters": 1}, "timing.min_iters"),
+    },
+}
+PRUNE_TARGET_CASES = {
+    "kind": ("flops", "'ratio', 'params', 'macs' or 'latency_ms'"),
+    "value": (0, "greater than 0"),
+    "batch_size": (0, "greater than or equal to 1"),
+}
+FINETUNE_CASES = {
+    **FIT,
+    "final_epochs": (-1, "greater than or equal to 0"),
+    "teacher": ("a b", "should match pattern"),
+    "loss": ("kld", "unknown distillation loss 'kld'"),
+    "temperature": (0, "greater than 0"),
+    "alpha": (2, "less than or equal to 1"),
+    "features": ([{"student": "layer1", "teacher": "layer1", "loss": "hnt"}], "unknown feature loss 'hnt'"),
 }
 
 # nested settings, set inside a distill stage's feature, schedule, or a benchmark's timing
@@ -114,6 +144,7 @@ def _with_stage(stage: str, config: dict[str, Any]) -> dict[str, Any]:
         "train": TINY["stages"][0]["train"],
         "load": {"model": {"arch": "mlp", "checkpoint": "teacher.pt"}, "name": "other"},
         "distill": TINY["stages"][1]["distill"],
+        "prune": {"model": "student", "name": "pruned"},
     }.get(stage, {})
     data["stages"].append({stage: {**copy.deepcopy(base), **config}})
     if stage in ("train", "distill") and "name" not in config:
@@ -132,6 +163,8 @@ def test_every_option_has_a_case():
         (Recipe, TOP_CASES),
         (TaskSpec, TASK_CASES),
         (TargetSpec, TARGET_CASES),
+        (PruneTarget, PRUNE_TARGET_CASES),
+        (FinetuneConfig, FINETUNE_CASES),
     ]:
         assert set(_fields(model)) == set(cases), model.__name__
 
@@ -201,3 +234,12 @@ def test_good_values_of_every_kind_are_accepted():
     }
     _recipe, stages = parse_recipe(data)
     assert stages[1].cfg.temperature.at(0.99) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("section", "key"), [("target", k) for k in PRUNE_TARGET_CASES] + [("finetune", k) for k in FINETUNE_CASES])
+def test_bad_prune_option(section, key):
+    cases = PRUNE_TARGET_CASES if section == "target" else FINETUNE_CASES
+    value, fragment = cases[key]
+    message = _message(_with_stage("prune", {section: {key: value}}))
+    assert f"prune.{section}.{key}" in message or "(prune)" in message, message
+    assert fragment in message, message

@@ -1,0 +1,55 @@
+"""Latency of an in-memory model on the run's target, through a temporary ONNX export, and where
+that time goes (the runtime's own per-node profile)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from compress.bench import TimingConfig, make_runner, measure
+from compress.context import RunContext
+
+__all__ = ["latency_of", "dominant_nodes"]
+
+
+def _batch(ctx: RunContext, batch_size: int) -> np.ndarray:
+    x = ctx.task.example_input(batch_size).numpy()
+    return x.repeat(-(-batch_size // len(x)), axis=0)[:batch_size] if len(x) < batch_size else x
+
+
+def _exported(model: nn.Module, ctx: RunContext, folder: str) -> Path:
+    from compress.stages.export import export_onnx
+
+    path = Path(folder) / "model.onnx"
+    was_training = model.training
+    model.eval()
+    try:
+        export_onnx(model, ctx.task.example_input(2), path, opset=17, exporter="legacy")
+    finally:
+        model.train(was_training)
+    return path
+
+
+def latency_of(model: nn.Module, ctx: RunContext, batch_size: int, timing: TimingConfig) -> dict[str, float]:
+    """p50/p90/... in milliseconds of one call at `batch_size`, on the run's target."""
+    runner = make_runner(ctx.target.name, ctx.target.num_threads)
+    x = _batch(ctx, batch_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        predict = runner.load(_exported(model, ctx, tmp))
+        return measure(lambda: predict(x), timing)
+
+
+def dominant_nodes(model: nn.Module, ctx: RunContext, batch_size: int, top: int = 5) -> list[dict[str, Any]]:
+    """The graph nodes that take most of the run time, as ONNX Runtime's profiler sees them."""
+    runner = make_runner(ctx.target.name, ctx.target.num_threads)
+    profile = getattr(runner, "profile", None)
+    if profile is None:
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        nodes = profile(_exported(model, ctx, tmp), _batch(ctx, batch_size))
+    total = sum(n["ms"] for n in nodes) or 1.0
+    return [{**n, "share": n["ms"] / total} for n in sorted(nodes, key=lambda n: -n["ms"])[:top]]
