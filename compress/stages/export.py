@@ -67,7 +67,12 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, *, opset: i
             kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
         else:
             kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
-        torch.onnx.export(model, (example,), str(tmp), dynamo=exporter == "dynamo", **kwargs)
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)  # its fused kernel has no ONNX form; the plain path exports
+        try:
+            torch.onnx.export(model, (example,), str(tmp), dynamo=exporter == "dynamo", **kwargs)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
         try:
             onnx.checker.check_model(str(tmp), full_check=True)
         except onnx.checker.ValidationError as err:

@@ -1,0 +1,98 @@
+"""The prune stage on every model family: prunes, reloads from its pickle-free checkpoint, exports with
+parity; targets that cannot be met are reported, impossible ones and bad layer names are one-line errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from compress.bench.runners import OrtCpuRunner
+from compress.errors import RecipeError
+from compress.models.spec import ModelSpec, build_model
+from compress.pipeline import Pipeline
+from compress.stages import Export, Prune, Train
+
+pytestmark = pytest.mark.slow
+
+QUICK = {"warmup": 1, "min_iters": 5, "min_time_s": 0}
+FT = {"epochs": 1, "final_epochs": 0}
+FAMILIES = [
+    ("digits", {"arch": "resnet_cnn", "width": 8, "blocks": [1, 1]}),
+    ("digits", {"arch": "mobilenet_v2", "width": 8, "blocks": [1, 1], "head_channels": 16}),
+    ("mnist1d", {"arch": "cnn1d", "width": 16}),
+    ("digits", {"arch": "mlp", "hidden": [32, 16]}),
+    ("digits", {"arch": "transformer", "dim": 16, "heads": 4, "depth": 2}),
+]
+
+
+def _prune_run(tmp_path, task, arch, **prune):
+    stages = [Train(name="base", model=arch, epochs=1), Prune(model="base", finetune=FT, timing=QUICK, **prune)]
+    return Pipeline([*stages, Export()], task=task).run(tmp_path, quiet=True)
+
+
+@pytest.mark.parametrize(("task", "arch"), FAMILIES, ids=[a["arch"] for _, a in FAMILIES])
+def test_each_family_prunes_reloads_and_exports_with_parity(tmp_path, task, arch):
+    manifest = _prune_run(tmp_path, task, arch, target={"kind": "ratio", "value": 0.5}, steps=2)
+    result = manifest.find("prune").metrics["base_pruned"]
+    curve = result["prune"]["curve"]
+    assert [p["step"] for p in curve] == [0, 1, 2]
+    assert curve[-1]["params"] < 0.6 * curve[0]["params"] and curve[-1]["channels"] < curve[0]["channels"]
+    assert result["prune"]["target_met"]
+    parity = manifest.find("export").metrics["base_pruned"]
+    assert parity["max_abs_diff"] < 1e-4
+
+    # a fresh process would rebuild the spec's architecture and load the checkpoint (weights_only)
+    from compress.data.builtin import TASKS
+
+    data = TASKS.get(task)()
+    record = next(r for r in manifest.find("prune").models.values())
+    spec = ModelSpec.model_validate(record["spec"]).model_copy(update={"checkpoint": str(tmp_path / record["checkpoint"])})
+    reloaded = build_model(spec, data).eval()
+    assert sum(p.numel() for p in reloaded.parameters()) == curve[-1]["params"]
+    x = data.example_input(16)
+    onnx = OrtCpuRunner(1).load(tmp_path / "export" / "base_pruned.onnx")
+    with torch.no_grad():
+        assert np.abs(reloaded(x).numpy() - onnx(x.numpy())).max() < 1e-4
+    if arch["arch"] == "transformer":
+        attention = [m for m in reloaded.modules() if isinstance(m, torch.nn.MultiheadAttention)]
+        assert [m.num_heads for m in attention] == [2, 2] and all(m.head_dim == 4 for m in attention)
+
+
+def test_unreachable_latency_target_says_how_close_it_came(tmp_path):
+    from compress.context import RunContext
+    from compress.data.builtin import TASKS
+    from compress.prune.measure import latency_of
+    from compress.stages.prune import QUICK_TIMING
+
+    ctx = RunContext(run_dir=tmp_path, task=TASKS.get("digits")())
+    floor = latency_of(torch.nn.Identity(), ctx, 32, QUICK_TIMING)["p50"]
+    arch = {"arch": "resnet_cnn", "width": 8, "blocks": [1, 1]}
+    manifest = _prune_run(
+        tmp_path / "run", "digits", arch, target={"kind": "latency_ms", "value": 3 * floor}, step_ratio=0.1, max_ratio=0.2
+    )
+    prune = manifest.find("prune").metrics["base_pruned"]["prune"]
+    assert not prune["target_met"]
+    assert len(prune["curve"]) == 3  # the unpruned point and two steps of 10%: max_ratio stops it
+    assert any("not met: reached" in w and "max_ratio 0.2" in w for w in prune["warnings"]), prune["warnings"]
+
+
+@pytest.mark.parametrize(
+    ("arch", "prune", "message"),
+    [
+        (
+            {"arch": "resnet_cnn", "width": 8, "blocks": [1, 1]},
+            {"keep": ["layr1"]},
+            "keep names layer 'layr1', which the model does not have; did you mean 'layer1'",
+        ),
+        (
+            {"arch": "mlp", "hidden": [16]},
+            {"target": {"kind": "params", "value": 5}},
+            "target of 5 params is impossible: the classifier alone",
+        ),
+        ({"arch": "mlp", "hidden": [16]}, {"target": {"kind": "latency_ms", "value": 1e-6}}, "at or below the runtime's own overhead"),
+        ({"arch": "mlp", "hidden": [16]}, {"importance": "bn_scale"}, "needs BatchNorm layers"),
+    ],
+)
+def test_impossible_targets_and_bad_names_are_one_line_errors(tmp_path, arch, prune, message):
+    with pytest.raises(RecipeError) as err:
+        _prune_run(tmp_path, "digits", arch, **prune)
+    assert message in str(err.value) and "\n" not in str(err.value)
