@@ -75,7 +75,7 @@ def classical(seed: int) -> dict[str, float]:
 
 
 def run(seed: int, epochs: int, workdir: Path) -> dict[str, dict[str, Any]]:
-    pipeline = Pipeline(neural_stages(epochs), task="diabetes", name=f"diabetes-{seed}", seed=seed, target=TargetSpec(threads=2))
+    pipeline = Pipeline(neural_stages(epochs), task="diabetes", name=f"diabetes-{seed}", seed=seed, target=TargetSpec(threads=1))
     manifest = pipeline.run(workdir / f"seed{seed}", quiet=True)
     out: dict[str, dict[str, Any]] = {name: {"mse": v} for name, v in classical(seed).items()}
     for stage in manifest.stages:

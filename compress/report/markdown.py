@@ -94,5 +94,9 @@ def _prune_section(name: str, prune: dict[str, Any], metric_name: str) -> list[s
         row = [step, f"{100 * p['ratio']:.0f}%", str(p["channels"]), _num(p["params"]), _num(p["macs"])]
         row += [f"{lat['p50']:.3f} / {lat['p90']:.3f}", f"{p[f'val_{metric_name}']:.4f}"]
         lines.append("| " + " | ".join(row) + " |")
+    nodes = prune.get("dominant_nodes") or []
+    if nodes:
+        lines += ["", f"Where the pruned model's time goes (ONNX Runtime profile, batch {batch}): "]
+        lines += [f"- `{n['node']}` ({n['op']}): {100 * n['share']:.0f}%" for n in nodes]
     lines += [""] + [f"> **Warning:** {w}" for w in prune["warnings"]]
     return lines

@@ -214,9 +214,9 @@ class Prune(Stage):
                 else "the steps ended before the ratio (rounding or kept layers)"
             )
             verdict["warnings"].append(f"target {cfg.target.kind} {cfg.target.value:g} not met: reached {value:g} ({why})")
+        nodes = dominant_nodes(model, ctx, cfg.target.batch_size) if distributed.is_main() else []
+        verdict["dominant_nodes"] = nodes
         if mac_cut > 1.5 * speedup:
-            nodes = dominant_nodes(model, ctx, cfg.target.batch_size) if distributed.is_main() else []
-            verdict["dominant_nodes"] = nodes
             top = ", ".join(f"{n['node']} ({n['op']}, {100 * n['share']:.0f}%)" for n in nodes[:3])
             verdict["warnings"].append(
                 f"measured speedup {speedup:.2f}x is far below the MAC reduction {mac_cut:.2f}x; most time goes to: {top}"
