@@ -1,0 +1,54 @@
+"""report.md: the comparison table, ratios to the reference, and a pruning curve with its warnings."""
+
+from compress.report.markdown import render_markdown
+
+
+def _model(name, params, macs, p50, acc, prune=None):
+    return {
+        "name": name,
+        "stage": "x",
+        "arch": "resnet_cnn",
+        "checkpoint": None,
+        "onnx": f"export/{name}.onnx",
+        "metric": {"name": "accuracy", "value": acc, "split": "test"},
+        "params": params,
+        "macs": macs,
+        "size_bytes": params * 4,
+        "latency_ms": {"ort-cpu": {"32": {"p50": p50, "p90": p50 * 1.1}}},
+        "parity": None,
+        "prune": prune,
+    }
+
+
+def test_pruning_section_lists_every_step_and_the_warnings():
+    point = {"ratio": 0.0, "channels": 490, "params": 1000, "macs": 4000, "latency_ms": {"p50": 2.0, "p90": 2.2, "batch_size": 32}}
+    curve = [
+        {**point, "step": 0, "val_accuracy": 0.99},
+        {**point, "step": 1, "ratio": 0.5, "channels": 250, "params": 300, "macs": 1000, "val_accuracy": 0.95},
+        {**point, "step": 1, "ratio": 0.5, "channels": 250, "params": 300, "macs": 1000, "val_accuracy": 0.985, "final": True},
+    ]
+    prune = {
+        "importance": "l2",
+        "target": {"kind": "ratio", "value": 0.5, "batch_size": 32},
+        "target_met": True,
+        "curve": curve,
+        "speedup": 1.2,
+        "mac_reduction": 4.0,
+        "warnings": ["measured speedup 1.20x is far below the MAC reduction 4.00x; most time goes to: conv3 (Conv, 60%)"],
+        "dominant_nodes": [{"node": "conv3", "op": "Conv", "ms": 3.0, "share": 0.6}],
+    }
+    summary = {
+        "task": "digits",
+        "target": "ort-cpu",
+        "threads": 2,
+        "models": [_model("teacher", 1000, 4000, 2.0, 0.99), _model("teacher_pruned", 300, 1000, 1.6, 0.985, prune)],
+    }
+    text = render_markdown(summary, title="t", environment={}, reference="teacher")
+    assert "## Pruning `teacher_pruned`" in text
+    assert "target ratio 0.5 (met); measured speedup 1.20x for 4.00x fewer MACs" in text
+    assert "| 1 (final fine-tune) | 50% | 250 | 300 | 1,000 | 2.000 / 2.200 | 0.9850 |" in text
+    assert "| 0 | 0% | 490 | 1,000 | 4,000 |" in text
+    assert "> **Warning:** measured speedup 1.20x" in text
+    assert "- `conv3` (Conv): 60%" in text
+    assert "`teacher_pruned`: accuracy -0.50 points" in text
+    assert "## Pruning `teacher`" not in text
