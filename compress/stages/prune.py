@@ -109,7 +109,7 @@ class Prune(Stage):
 
     def run(self, ctx: RunContext, cfg: PruneConfig) -> RunContext:
         original = ctx.module(cfg.model).eval()
-        model = copy.deepcopy(original)
+        model = copy.deepcopy(original).requires_grad_(True)  # the original may be frozen as an earlier stage's teacher
         self._check(ctx, cfg, model)
         teacher = ctx.module(cfg.finetune.teacher) if cfg.finetune.teacher else original
         teacher = teacher.eval().requires_grad_(False)

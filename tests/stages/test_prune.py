@@ -96,3 +96,11 @@ def test_impossible_targets_and_bad_names_are_one_line_errors(tmp_path, arch, pr
     with pytest.raises(RecipeError) as err:
         _prune_run(tmp_path, "digits", arch, **prune)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_model_frozen_as_a_teacher_can_be_pruned_twice(tmp_path):
+    arch = {"arch": "mlp", "hidden": [32]}
+    stages = [Train(name="base", model=arch, epochs=1)]
+    stages += [Prune(model="base", name=f"p_{i}", importance=i, finetune=FT, timing=QUICK, steps=1) for i in ("l1", "l2")]
+    manifest = Pipeline(stages, task="digits").run(tmp_path, quiet=True)
+    assert manifest.find("prune-2").metrics["p_l2"]["prune"]["target_met"]
