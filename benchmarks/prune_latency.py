@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stem", default="prune_latency", help="results file name (without extension)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = {task: run_task(task, args, Path(tmp)) for task in args.tasks}
@@ -136,7 +137,7 @@ def main() -> None:
         f"interleaved rounds of the per-round p50 ratio, ORT CPU with {args.threads} threads. Curve latencies were measured inside "
         "the stage with its quick timing (20 calls), so they are noisier than the interleaved column."
     )
-    md = save("prune_latency", "Pruning: accuracy vs measured latency per importance criterion", header, rows, results, notes)
+    md = save(args.stem, "Pruning: accuracy vs measured latency per importance criterion", header, rows, results, notes)
     print(md.read_text())
 
 
