@@ -71,7 +71,7 @@ class FinetuneConfig(FitConfig):
 class PruneConfig(StageConfig):
     model: ModelName = Field("student", description="model to prune")
     name: ModelName | None = Field(None, description="name of the pruned model; default: <model>_pruned")
-    importance: str = Field("l2", description="channel importance: l1, l2, bn_scale, taylor, lamp, fpgm, random")
+    importance: str = Field("lamp", description="channel importance: lamp, l1, l2, bn_scale, taylor, fpgm, random")
     target: PruneTarget = Field(default_factory=PruneTarget, description="when to stop: a ratio, params, MACs or latency")
     steps: int = Field(5, ge=1, description="ratio target: reached in this many prune/fine-tune steps")
     step_ratio: float = Field(0.1, gt=0, lt=1, description="params/MACs/latency targets: channel fraction added per step")
