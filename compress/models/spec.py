@@ -120,7 +120,10 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
             reshape(model, structure, state)  # a pruned model: sizes first, then weights
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
-        raise ModelError(f"checkpoint {str(path)!r} does not fit the model: {str(err).splitlines()[0]}") from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+        detail = detail if len(detail) <= 200 else detail[:197] + "..."
+        raise ModelError(f"checkpoint {str(path)!r} does not fit the model: {detail}") from None
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, structure: bool = False) -> None:

@@ -48,6 +48,11 @@ def reshape(model: nn.Module, structure: dict[str, dict[str, Any]], state: dict[
         )
     for name, attrs in structure.items():
         module = modules[name]
+        if set(attrs) != set(_shape_attrs(module)):
+            raise ModelError(
+                f"pruned checkpoint describes module {name!r} with {sorted(attrs)}, but the model's {name!r} is a {type(module).__name__}",
+                fix="build the same architecture it was pruned from",
+            )
         for attr, value in attrs.items():
             setattr(module, attr, tuple(value) if isinstance(value, list) else value)
         if isinstance(module, nn.MultiheadAttention):

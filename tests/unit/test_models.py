@@ -12,6 +12,7 @@ FAMILIES = {
     "mobilenet_v2": ("image", "signal"),
     "cnn1d": ("signal",),
     "mlp": ("image", "signal", "table"),
+    "transformer": ("image", "signal"),
 }
 
 
@@ -76,7 +77,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     loaded = build_model(ModelSpec(arch="mlp", hidden=[16], checkpoint=str(path)), task)
     x = task.example_input(4)
     assert torch.equal(model.eval()(x), loaded.eval()(x))
-    with pytest.raises(ModelError, match="does not fit the model"):
+    with pytest.raises(ModelError, match=r"does not fit the model: size mismatch for layer1.0.0.weight"):
         build_model(ModelSpec(arch="mlp", hidden=[32], checkpoint=str(path)), task)
     with pytest.raises(ModelError, match="does not exist"):
         build_model(ModelSpec(arch="mlp", checkpoint=str(tmp_path / "missing.pt")), task)
@@ -91,3 +92,21 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
     task = TASKS.get("digits")()
     with pytest.raises(ModelError, match="cannot read checkpoint"):
         build_model(ModelSpec(arch="mlp", checkpoint=str(path)), task)
+
+
+def test_transformer_heads_must_divide_its_width():
+    with pytest.raises(ModelError, match="dim 30 must be a multiple of heads 4"):
+        build_model(ModelSpec(arch="transformer", dim=30, heads=4), TASKS.get("digits")())
+
+
+def test_pruned_checkpoint_for_another_architecture_is_a_one_line_error(tmp_path):
+    digits = TASKS.get("digits")()
+    pruned = build_model(ModelSpec(arch="mlp", hidden=[8]), digits)
+    save_checkpoint(pruned, tmp_path / "p.pt", structure=True)
+    with pytest.raises(ModelError) as err:
+        build_model(ModelSpec(arch="cnn1d", checkpoint=str(tmp_path / "p.pt")), TASKS.get("mnist1d")())
+    assert (
+        "pruned checkpoint describes module 'layer1.0' with ['in_features', 'out_features'], but the model's 'layer1.0' is a Conv1d"
+        in str(err.value)
+    )
+    assert "\n" not in str(err.value)
