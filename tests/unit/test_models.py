@@ -77,7 +77,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     loaded = build_model(ModelSpec(arch="mlp", hidden=[16], checkpoint=str(path)), task)
     x = task.example_input(4)
     assert torch.equal(model.eval()(x), loaded.eval()(x))
-    with pytest.raises(ModelError, match=r"does not fit the model: size mismatch for layer1.0.0.weight"):
+    with pytest.raises(ModelError, match=r"does not fit the model: size mismatch for layer1.0.weight"):
         build_model(ModelSpec(arch="mlp", hidden=[32], checkpoint=str(path)), task)
     with pytest.raises(ModelError, match="does not exist"):
         build_model(ModelSpec(arch="mlp", checkpoint=str(tmp_path / "missing.pt")), task)
