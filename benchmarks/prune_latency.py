@@ -41,7 +41,12 @@ def run_task(task: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
                 target={"kind": "ratio", "value": args.ratio, "batch_size": 32},
                 steps=args.steps,
                 round_to=args.round_to,
-                finetune={"epochs": args.step_epochs, "final_epochs": args.final_epochs, "lr": args.finetune_lr},
+                finetune={
+                    "epochs": args.step_epochs,
+                    "final_epochs": args.final_epochs,
+                    "lr": args.finetune_lr,
+                    "alpha": args.finetune_alpha,
+                },
             )
         )
     stages += [Export(), Benchmark(batch_sizes=[1, 32])]
@@ -92,6 +97,7 @@ def main() -> None:
     parser.add_argument("--step-epochs", type=int, default=3)
     parser.add_argument("--final-epochs", type=int, default=15)
     parser.add_argument("--finetune-lr", type=float, default=3e-3, help="peak learning rate of each fine-tune")
+    parser.add_argument("--finetune-alpha", type=float, default=0.9, help="distillation weight while fine-tuning")
     parser.add_argument("--teacher-epochs", type=int, default=40)
     parser.add_argument("--round-to", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
@@ -134,7 +140,7 @@ def main() -> None:
     ]
     notes = (
         f"Channel ratio {args.ratio} in {args.steps} steps, {args.step_epochs} fine-tuning epochs per step and {args.final_epochs} "
-        f"at the end (distillation from the unpruned model, T=4, alpha=0.9, peak lr {args.finetune_lr}); seed {args.seed}. Speedup: median over {args.rounds} "
+        f"at the end (distillation from the unpruned model, T=4, alpha={args.finetune_alpha}, peak lr {args.finetune_lr}, round_to {args.round_to}); seed {args.seed}. Speedup: median over {args.rounds} "
         f"interleaved rounds of the per-round p50 ratio, ORT CPU with {args.threads} threads. Curve latencies were measured inside "
         "the stage with its quick timing (20 calls), so they are noisier than the interleaved column."
     )
