@@ -195,12 +195,12 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def _load_state(path: Path) -> dict[str, Any]:
+def _load_state(path: Path) -> dict[str, Any] | None:
     try:
         return torch.load(path, weights_only=True)
     except Exception as err:  # a damaged file: start the stage again rather than fail the run
         log.warning("  ignoring unreadable training checkpoint %s (%s); starting the stage again", path, err)
-        return None  # type: ignore[return-value]
+        return None
 
 
 def _start_epoch(loss_fn: BatchLoss, progress: float, gaps: list[float], *, moving: bool) -> dict[str, float]:
