@@ -3,6 +3,7 @@ half the channels, lamp importance, 3 seeds): distillation as configured by defa
 (more weight on the labels), and with FitNets hints from the unpruned model at layer1 and layer2.
 
     python benchmarks/prune_finetune.py --seeds 0 1 2
+    python benchmarks/prune_finetune.py --seeds 0 1 2 3 4 --variants "default (alpha 0.9)" "alpha 0.5"
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ def run(seed: int, finetune: dict[str, Any]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--stem", default="prune_finetune", help="results file name (without extension)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
     data, rows = {}, []
-    for name, finetune in VARIANTS.items():
+    for name in args.variants:
+        finetune = VARIANTS[name]
         pairs = {seed: run(seed, finetune) for seed in args.seeds}
         deltas = [100 * (b - a) for a, b in pairs.values()]
         print(name, deltas, flush=True)
@@ -63,7 +67,7 @@ def main() -> None:
         "Residual CNN (169,834 params) pruned to 42,938 by lamp importance in 4 steps, 3 distillation epochs per step and 15 at the "
         "end; accuracy in PyTorch on the 360-image test split (one image = 0.28 points)."
     )
-    md = save("prune_finetune", "Pruning: which fine-tuning keeps accuracy (digits)", header, rows, data, notes)
+    md = save(args.stem, "Pruning: which fine-tuning keeps accuracy (digits)", header, rows, data, notes)
     print(md.read_text())
 
 
