@@ -13,7 +13,7 @@ from torch import nn
 from compress.bench import TimingConfig, make_runner, measure
 from compress.context import RunContext
 
-__all__ = ["latency_of", "dominant_nodes"]
+__all__ = ["latency_of", "speedup_of", "dominant_nodes"]
 
 
 def _batch(ctx: RunContext, batch_size: int) -> np.ndarray:
@@ -41,6 +41,17 @@ def latency_of(model: nn.Module, ctx: RunContext, batch_size: int, timing: Timin
     with tempfile.TemporaryDirectory() as tmp:
         predict = runner.load(_exported(model, ctx, tmp))
         return measure(lambda: predict(x), timing)
+
+
+def speedup_of(before: nn.Module, after: nn.Module, ctx: RunContext, batch_size: int, timing: TimingConfig, rounds: int = 7) -> float:
+    """p50(before) / p50(after), timed in alternating rounds so that both see the same machine state;
+    the median of the per-round ratios."""
+    runner = make_runner(ctx.target.name, ctx.target.num_threads)
+    x = _batch(ctx, batch_size)
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        first, second = runner.load(_exported(before, ctx, a)), runner.load(_exported(after, ctx, b))
+        ratios = [measure(lambda: first(x), timing)["p50"] / measure(lambda: second(x), timing)["p50"] for _ in range(rounds)]
+    return float(np.median(ratios))
 
 
 def dominant_nodes(model: nn.Module, ctx: RunContext, batch_size: int, top: int = 5) -> list[dict[str, Any]]:
