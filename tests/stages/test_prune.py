@@ -104,3 +104,14 @@ def test_a_model_frozen_as_a_teacher_can_be_pruned_twice(tmp_path):
     stages += [Prune(model="base", name=f"p_{i}", importance=i, finetune=FT, timing=QUICK, steps=1) for i in ("l1", "l2")]
     manifest = Pipeline(stages, task="digits").run(tmp_path, quiet=True)
     assert manifest.find("prune-2").metrics["p_l2"]["prune"]["target_met"]
+
+
+def test_a_speedup_far_below_the_mac_cut_is_flagged_with_the_dominant_nodes(tmp_path):
+    # a tiny MLP: fewer MACs barely move the runtime's fixed per-call cost
+    manifest = _prune_run(tmp_path, "digits", {"arch": "mlp", "hidden": [64, 64]}, target={"kind": "ratio", "value": 0.75}, steps=1)
+    prune = manifest.find("prune").metrics["base_pruned"]["prune"]
+    assert prune["mac_reduction"] > 5
+    assert prune["speedup"] < prune["mac_reduction"] / 2
+    assert any("far below the MAC reduction" in w for w in prune["warnings"]), prune["warnings"]
+    assert prune["dominant_nodes"] and abs(sum(n["share"] for n in prune["dominant_nodes"]) - 1) < 0.5
+    assert {"node", "op", "ms", "share"} <= set(prune["dominant_nodes"][0])
