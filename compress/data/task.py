@@ -49,8 +49,10 @@ class TaskData:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.test[0][0].shape)
 
-    def example_input(self, batch: int = 1) -> torch.Tensor:
-        return torch.stack([self.test[i][0] for i in range(min(batch, len(self.test)))])
+    def example_input(self, batch: int = 1, split: str = "test") -> torch.Tensor:
+        """The first `batch` inputs of a split (fewer if the split is smaller), stacked."""
+        data = getattr(self, split)
+        return torch.stack([data[i][0] for i in range(min(batch, len(data)))])
 
     def loader(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> DataLoader:
         generator = torch.Generator().manual_seed(seed)

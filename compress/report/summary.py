@@ -29,6 +29,7 @@ def model_entry(record: ModelRecord) -> dict[str, Any]:
         },
         "parity": m.get("parity"),
         "prune": m.get("prune"),
+        "quant": m.get("quant"),
     }
 
 

@@ -5,7 +5,21 @@ from compress.stages.benchmark import Benchmark
 from compress.stages.distill import Distill
 from compress.stages.export import Export
 from compress.stages.prune import Prune
+from compress.stages.quantize import Quantize
 from compress.stages.report import Report
 from compress.stages.train import Load, Train
 
-__all__ = ["STAGES", "Stage", "StageConfig", "register_stage", "Train", "Load", "Distill", "Prune", "Export", "Benchmark", "Report"]
+__all__ = [
+    "STAGES",
+    "Stage",
+    "StageConfig",
+    "register_stage",
+    "Train",
+    "Load",
+    "Distill",
+    "Prune",
+    "Quantize",
+    "Export",
+    "Benchmark",
+    "Report",
+]

@@ -17,6 +17,7 @@ from compress.pipeline import Pipeline
 from compress.recipe import Recipe, parse_recipe
 from compress.stages import STAGES
 from compress.stages.prune import FinetuneConfig, PruneTarget
+from compress.stages.quantize import CalibrationConfig
 from tests.conftest import TINY
 
 FIT = {
@@ -78,6 +79,21 @@ STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
         "finetune": ({"teacher": "nobody"}, "model 'nobody' is not made by an earlier stage"),
         "timing": ({"min_iters": 1}, "timing.min_iters"),
     },
+}
+STAGE_CASES["quantize"] = {
+    "models": (["a/b"], "should match pattern"),
+    "mode": ("qat", "'static' or 'dynamic'"),
+    "calibration": ({"samples": 0}, "calibration.samples"),
+    "per_channel": ("maybe", "valid boolean"),
+    "activations": ("int4", "'uint8' or 'int8'"),
+    "exclude_nodes": ("Conv_0", "valid list"),
+    "exclude_op_types": ("Gemm", "valid list"),
+    "suffix": ("/int8", "should match pattern"),
+}
+CALIBRATION_CASES = {
+    "method": ("distribution", "'minmax', 'entropy' or 'percentile'"),
+    "samples": (0, "greater than or equal to 1"),
+    "split": ("test", "'train' or 'val'"),
 }
 PRUNE_TARGET_CASES = {
     "kind": ("flops", "'ratio', 'params', 'macs' or 'latency_ms'"),
@@ -165,6 +181,7 @@ def test_every_option_has_a_case():
         (TargetSpec, TARGET_CASES),
         (PruneTarget, PRUNE_TARGET_CASES),
         (FinetuneConfig, FINETUNE_CASES),
+        (CalibrationConfig, CALIBRATION_CASES),
     ]:
         assert set(_fields(model)) == set(cases), model.__name__
 
@@ -243,3 +260,10 @@ def test_bad_prune_option(section, key):
     message = _message(_with_stage("prune", {section: {key: value}}))
     assert f"prune.{section}.{key}" in message or "(prune)" in message, message
     assert fragment in message, message
+
+
+@pytest.mark.parametrize("key", list(CALIBRATION_CASES))
+def test_bad_calibration_option(key):
+    value, fragment = CALIBRATION_CASES[key]
+    message = _message(_with_stage("quantize", {"calibration": {key: value}}))
+    assert f"quantize.calibration.{key}" in message and fragment in message, message

@@ -1,0 +1,65 @@
+"""The quantize stage: INT8 ONNX that passes onnx.checker, runs in ONNX Runtime with integer kernels,
+agrees with FP32, and lists what stays in float; bad node or op names are one-line errors."""
+
+import pytest
+
+from compress.errors import RecipeError
+from compress.pipeline import Pipeline
+from compress.stages import Export, Quantize, Train
+
+pytestmark = pytest.mark.slow
+
+CNN = Train(name="cnn", model={"arch": "resnet_cnn", "width": 8, "blocks": [1, 1]}, epochs=2)
+MLP = Train(name="mlp", model={"arch": "mlp", "hidden": [64, 32]}, epochs=2)
+
+
+def _quantize(tmp_path, train, **cfg):
+    return Pipeline([train, Export(), Quantize(**cfg)], task="digits").run(tmp_path, quiet=True).find("quantize").metrics
+
+
+def test_static_uint8_runs_on_integer_kernels_and_agrees_with_fp32(tmp_path):
+    q = _quantize(tmp_path, CNN, calibration={"samples": 64})["cnn_int8"]
+    assert q["integer_ops"].get("QLinearConv", 0) >= 5 and q["integer_ops"].get("QLinearAdd", 0) >= 2  # residual joins fused too
+    assert q["float_ops"] == {}, q["float_ops"]
+    assert q["vs_fp32_onnx"]["top1_agreement"] >= 0.95 and q["vs_fp32_onnx"]["samples"] == 360
+    assert (tmp_path / "quantize" / "cnn_int8.onnx").is_file()
+
+
+def test_kept_op_types_are_listed_as_float(tmp_path):
+    q = _quantize(tmp_path, CNN, exclude_op_types=["Gemm"], calibration={"samples": 32, "method": "percentile"})["cnn_int8"]
+    assert q["float_ops"].get("Gemm") == 1 and "QGemm" not in q["integer_ops"]
+    assert any("Gemm" in n or "head" in n for n in q["float_nodes"])
+
+
+def test_dynamic_mode_quantizes_matmuls(tmp_path):
+    tokens = Train(name="vit", model={"arch": "transformer", "dim": 16, "heads": 2, "depth": 1}, epochs=2)
+    q = _quantize(tmp_path, tokens, mode="dynamic")["vit_int8"]
+    assert q["calibration"] is None
+    assert set(q["integer_ops"]) & {"MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLinear", "MatMulIntegerToFloat"}
+    assert q["vs_fp32_onnx"]["top1_agreement"] >= 0.9
+
+
+def test_dynamic_mode_on_gemm_only_model_says_why_and_what_to_do(tmp_path):
+    with pytest.raises(RecipeError) as err:
+        _quantize(tmp_path, MLP, mode="dynamic")
+    assert "'mlp' would run entirely in float (ONNX Runtime's dynamic mode covers MatMul" in str(err.value)
+    assert "use mode: static" in str(err.value)
+    assert not (tmp_path / "quantize" / "mlp_int8.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"exclude_op_types": ["Conv2d"]}, "quantize: unknown op type 'Conv2d' in cnn.onnx; did you mean 'Conv'"),
+        ({"exclude_nodes": ["/layer9/Conv"]}, "quantize: unknown node '/layer9/Conv' in cnn.onnx"),
+    ],
+)
+def test_unknown_names_are_one_line_errors(tmp_path, cfg, message):
+    with pytest.raises(RecipeError) as err:
+        _quantize(tmp_path, CNN, **cfg)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_nothing_exported_is_an_error(tmp_path):
+    with pytest.raises(RecipeError, match="no exported model to quantize"):
+        Pipeline([MLP, Quantize()], task="digits").run(tmp_path, quiet=True)
