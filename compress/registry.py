@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from compress.errors import RecipeError
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "did_you_mean"]
 
 T = TypeVar("T")
 
@@ -42,9 +42,7 @@ class Registry(Generic[T]):
         return name
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._items), n=3, cutoff=0.5)
-        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-        return f"unknown {self.kind} {name!r}; {hint}known: {', '.join(sorted(self._items))}"
+        return f"unknown {self.kind} {name!r}; {did_you_mean(name, self._items)}known: {', '.join(sorted(self._items))}"
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
@@ -54,3 +52,9 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return sorted(self._items.items())
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """'did you mean 'a' or 'b'? ' for the names in `known` closest to `name`, or '' when none is close."""
+    close = difflib.get_close_matches(name, [k for k in known if k], n=3, cutoff=0.5)
+    return f"did you mean {' or '.join(map(repr, close))}? " if close else ""

@@ -54,6 +54,11 @@ class TaskData:
         data = getattr(self, split)
         return torch.stack([data[i][0] for i in range(min(batch, len(data)))])
 
+    def full_batch(self, batch_size: int, split: str = "test") -> torch.Tensor:
+        """Exactly `batch_size` inputs for timing: the split's first samples, repeated if it is smaller."""
+        x = self.example_input(batch_size, split)
+        return x.repeat(-(-batch_size // len(x)), *([1] * (x.dim() - 1)))[:batch_size]
+
     def loader(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> DataLoader:
         generator = torch.Generator().manual_seed(seed)
         return DataLoader(getattr(self, split), batch_size=batch_size, shuffle=shuffle, generator=generator)

@@ -3,7 +3,6 @@ learnable projector that maps a student feature onto the teacher's channel count
 
 from __future__ import annotations
 
-import difflib
 from types import TracebackType
 
 import torch
@@ -11,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.errors import RecipeError
+from compress.registry import did_you_mean
 
 __all__ = ["FeatureTaps", "Projector", "match_spatial", "check_layer_names"]
 
@@ -20,8 +20,7 @@ def check_layer_names(model: nn.Module, names: list[str], role: str) -> None:
     modules = dict(model.named_modules())
     for name in names:
         if name not in modules:
-            close = difflib.get_close_matches(name, [n for n in modules if n], n=3, cutoff=0.5)
-            hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+            hint = did_you_mean(name, modules)
             top = ", ".join(n for n, _ in model.named_children())
             raise RecipeError(f"{role} model has no layer {name!r}; {hint}top-level layers: {top} (nested: e.g. 'layer1.0')")
 

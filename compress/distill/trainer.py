@@ -43,6 +43,10 @@ class FitConfig(StageConfig):
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value; null: no clipping")
     augment: bool = Field(True, description="apply the task's training augmentation, if it has one (digits: random 1-pixel shifts)")
 
+    def augmentation(self, task: TaskData) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The augmentation training applies: the task's, unless switched off or absent."""
+        return task.augment if self.augment else None
+
 
 @dataclass
 class FitResult:
@@ -115,7 +119,7 @@ def fit(
         if sampler is not None:
             sampler.set_epoch(epoch)
         knobs = _start_epoch(loss_fn, (epoch - 1) / max(cfg.epochs, 1), state.gaps, moving=measure is not None)
-        train_loss = _train_epoch(model, runner, loader, optimizer, schedule, task.augment if cfg.augment else None, cfg.grad_clip, loss_fn)
+        train_loss = _train_epoch(model, runner, loader, optimizer, schedule, cfg.augmentation(task), cfg.grad_clip, loss_fn)
         distributed.sync_state(model)  # BatchNorm statistics differ per shard; rank 0's decide
         model.eval()
         val = distributed.broadcast_object(task.evaluate(torch_predictor(model), "val")[metric.name])

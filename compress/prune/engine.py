@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from compress.errors import RecipeError
-from compress.registry import Registry
+from compress.registry import Registry, did_you_mean
 
 __all__ = ["IMPORTANCES", "ChannelPruner", "layer_names", "classifier", "check_keep", "NEEDS_GRADIENTS"]
 
@@ -137,11 +137,8 @@ class ChannelPruner:
 
 
 def check_keep(model: nn.Module, keep: Iterable[str]) -> None:
-    import difflib
-
     names = layer_names(model)
     for name in keep:
         if name not in names:
-            close = difflib.get_close_matches(name, names, n=3)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise RecipeError(f"prune: keep names layer {name!r}, which the model does not have{hint} valid: {', '.join(names[:20])}")
+            hint = did_you_mean(name, names)
+            raise RecipeError(f"prune: keep names layer {name!r}, which the model does not have; {hint}valid: {', '.join(names[:20])}")

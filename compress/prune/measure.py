@@ -17,8 +17,7 @@ __all__ = ["latency_of", "speedup_of", "dominant_nodes"]
 
 
 def _batch(ctx: RunContext, batch_size: int) -> np.ndarray:
-    x = ctx.task.example_input(batch_size).numpy()
-    return x.repeat(-(-batch_size // len(x)), axis=0)[:batch_size] if len(x) < batch_size else x
+    return ctx.task.full_batch(batch_size).numpy()
 
 
 def _exported(model: nn.Module, ctx: RunContext, folder: str) -> Path:

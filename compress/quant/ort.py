@@ -8,7 +8,6 @@ joins in float and gave no speedup; with uint8 activations ORT fuses them into Q
 from __future__ import annotations
 
 import contextlib
-import difflib
 import io
 import tempfile
 from collections import Counter
@@ -20,6 +19,7 @@ import numpy as np
 
 from compress.errors import RecipeError
 from compress.fsio import atomic_path
+from compress.registry import did_you_mean
 
 __all__ = ["quantize_onnx", "float_ops", "CALIBRATION_METHODS"]
 
@@ -47,10 +47,8 @@ def _check_names(model_path: Path, nodes: list[str], op_types: list[str]) -> Non
     known_nodes, known_ops = [n.name for n in graph.node], sorted({n.op_type for n in graph.node})
     for name, known, what in [(n, known_nodes, "node") for n in nodes] + [(o, known_ops, "op type") for o in op_types]:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=2)
-            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-            raise RecipeError(f"quantize: unknown {what} {name!r} in {model_path.name}{hint} known: {shown}")
+            raise RecipeError(f"quantize: unknown {what} {name!r} in {model_path.name}; {did_you_mean(name, known)}known: {shown}")
 
 
 def quantize_onnx(

@@ -61,9 +61,7 @@ class Benchmark(Stage):
         params, macs = params_and_macs(ctx.module(name), ctx.task.example_input(1))
         latency = {}
         for batch_size in cfg.batch_sizes:
-            x = ctx.task.example_input(batch_size).numpy()
-            if len(x) < batch_size:  # a split smaller than the batch: repeat samples to fill it
-                x = x.repeat(-(-batch_size // len(x)), axis=0)[:batch_size]
+            x = ctx.task.full_batch(batch_size).numpy()
             latency[str(batch_size)] = measure(lambda x=x: predict(x), cfg.timing)
         metric = ctx.task.metric.name
         result = {

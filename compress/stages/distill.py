@@ -156,7 +156,7 @@ class Distill(Stage):
 
     @staticmethod
     def _cache_teacher(ctx: RunContext, cfg: DistillConfig) -> bool:
-        augmented = cfg.augment and ctx.task.augment is not None
+        augmented = cfg.augmentation(ctx.task) is not None
         why_not = "the teacher changes while training (ema)" if cfg.self_distill else "training inputs are augmented" if augmented else None
         if cfg.cache_teacher and why_not:
             raise RecipeError(f"distill: cache_teacher is on but {why_not}", fix="remove cache_teacher, or set augment: false")

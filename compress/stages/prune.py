@@ -171,7 +171,7 @@ class Prune(Stage):
             return
         ft = cfg.finetune.model_copy(update={"epochs": epochs})
         objective = DistillObjective(model, [teacher], ft, kind=ctx.task.kind, example=ctx.task.example_input(2))
-        objective.cache_enabled = not (ft.augment and ctx.task.augment is not None)
+        objective.cache_enabled = ft.augmentation(ctx.task) is None  # frozen teacher: cache unless inputs change each epoch
         with objective:
             fit(model, ctx.task, objective, ft, seed=ctx.seed, desc=desc, quiet=ctx.quiet)
 

@@ -65,3 +65,10 @@ def test_task_data_rejects_bad_kind_and_empty_split():
         TaskData(ds, ds, ds, kind="ranking", num_outputs=2)  # type: ignore[arg-type]
     with pytest.raises(DataError, match="val split is empty"):
         TaskData(ds, empty, ds, kind="classification", num_outputs=2)
+
+
+def test_full_batch_repeats_a_small_split_to_the_exact_size():
+    task = TASKS.get("digits")()
+    batch = task.full_batch(500)
+    assert batch.shape == (500, 1, 8, 8)
+    assert torch.equal(batch[:360], task.example_input(360)) and torch.equal(batch[360:], task.example_input(140))
