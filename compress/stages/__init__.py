@@ -5,6 +5,7 @@ from compress.stages.benchmark import Benchmark
 from compress.stages.distill import Distill
 from compress.stages.export import Export
 from compress.stages.prune import Prune
+from compress.stages.qad import Qad
 from compress.stages.quantize import Quantize
 from compress.stages.report import Report
 from compress.stages.train import Load, Train
@@ -19,6 +20,7 @@ __all__ = [
     "Distill",
     "Prune",
     "Quantize",
+    "Qad",
     "Export",
     "Benchmark",
     "Report",

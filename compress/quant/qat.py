@@ -1,0 +1,244 @@
+"""Quantization-aware training that ends as an INT8 ONNX model ONNX Runtime runs with integer kernels.
+
+`prepare_qat` folds BatchNorm into the preceding convolution (torch.fx), fake-quantizes every Conv and
+Linear weight per output channel (symmetric int8) and the activations that feed them per tensor
+(asymmetric uint8, ranges from an exponential moving average that can be frozen). The placement is
+the one ONNX Runtime's QDQ fusion expects: a quantizer on the model input and after each
+conv/linear (after its ReLU when one follows), residual add, pooling and reshape, none on the
+output (logits stay float). `export_qdq` writes the Q/DQ graph with int8 weights and int32 biases,
+so the file is small and fuses into QLinearConv / QLinearAdd / QGemm; activation quantizers,
+wherever they sit, carry the same numbers in PyTorch and in ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import fx, nn
+from torch.nn.utils import parametrize
+
+from compress.errors import ModelError
+
+__all__ = ["ActQuant", "WeightQuant", "prepare_qat", "calibrate", "freeze_ranges", "export_qdq", "quantizers"]
+
+_WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Linear)
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
+_POINT_MODULES = (
+    *_WEIGHTED,
+    *_ACTIVATIONS,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.Flatten,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+)
+_POINT_FUNCTIONS = {operator.add, operator.iadd, torch.add, torch.flatten, torch.mean, torch.nn.functional.relu, torch.relu}
+_POINT_METHODS = {"add", "flatten", "mean", "view", "reshape", "relu"}
+
+
+class ActQuant(nn.Module):
+    """Per-tensor uint8 fake quantization. The range follows the batches' min/max as an exponential
+    moving average while `observing` (training mode only); `calibrate` sets it from data first."""
+
+    def __init__(self, momentum: float = 0.01) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("lo", torch.tensor(0.0))
+        self.register_buffer("hi", torch.tensor(0.0))
+        self.register_buffer("scale", torch.tensor(1.0))
+        self.register_buffer("zero_point", torch.tensor(0, dtype=torch.int32))
+        self.register_buffer("observing", torch.tensor(True))  # buffers, so a checkpoint keeps the frozen state
+        self.register_buffer("seen", torch.tensor(False))
+        self.enabled = True  # off while calibrating: observe the float values only
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.training and bool(self.observing)) or not self.enabled:
+            self._observe(x.detach())
+        if not self.enabled or not bool(self.seen):
+            return x
+        return torch.fake_quantize_per_tensor_affine(x, self.scale, self.zero_point, 0, 255)
+
+    @torch.no_grad()
+    def _observe(self, x: torch.Tensor) -> None:
+        lo, hi = x.min(), x.max()
+        if not self.enabled or not bool(self.seen):  # calibration keeps the running extremes
+            lo = torch.minimum(lo, self.lo) if bool(self.seen) else lo
+            hi = torch.maximum(hi, self.hi) if bool(self.seen) else hi
+        else:
+            lo, hi = torch.lerp(self.lo, lo, self.momentum), torch.lerp(self.hi, hi, self.momentum)
+        self.lo.copy_(lo)
+        self.hi.copy_(hi)
+        self.seen.fill_(True)
+        lo, hi = torch.clamp(lo, max=0.0), torch.clamp(hi, min=0.0)  # zero must be exact (padding, ReLU)
+        scale = torch.clamp((hi - lo) / 255.0, min=1e-8)
+        self.scale.copy_(scale)
+        self.zero_point.copy_(torch.clamp(torch.round(-lo / scale), 0, 255).to(torch.int32))
+
+
+class WeightQuant(nn.Module):
+    """Per-output-channel symmetric int8 fake quantization of a weight (a parametrization): the scale is
+    max|w| / 127 of each channel, recomputed every step, held fixed (`frozen`) while exporting."""
+
+    def __init__(self, out_channels: int) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.ones(out_channels))
+        self.register_buffer("zero_point", torch.zeros(out_channels, dtype=torch.int32))
+        self.frozen = False
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if not self.frozen:
+            with torch.no_grad():
+                amax = w.detach().abs().flatten(1).amax(1)
+                self.scale.copy_(torch.clamp(amax / 127.0, min=1e-8))
+        return torch.fake_quantize_per_channel_affine(w, self.scale, self.zero_point, 0, -128, 127)
+
+
+def prepare_qat(model: nn.Module, *, momentum: float = 0.01) -> fx.GraphModule:
+    """A fake-quantized copy of `model` (eval mode, BatchNorm folded). Raises `ModelError` when the model
+    cannot be traced or has no Conv/Linear layer to quantize."""
+    from torch.fx.experimental.optimization import fuse
+
+    source = copy.deepcopy(model).eval()
+    try:
+        graph_module = fuse(source)  # folds Conv+BatchNorm (and Linear+BatchNorm1d)
+    except Exception as err:
+        raise ModelError(
+            f"qad: cannot trace {type(model).__name__} with torch.fx ({str(err).splitlines()[0]})",
+            fix="use post-training quantization (the quantize stage) for this model",
+        ) from None
+    weighted = [m for m in graph_module.modules() if isinstance(m, _WEIGHTED)]
+    if not weighted:
+        raise ModelError(f"qad: {type(model).__name__} has no Conv or Linear layer to quantize")
+    for module in weighted:
+        parametrize.register_parametrization(module, "weight", WeightQuant(module.weight.shape[0]))
+    _insert_act_quants(graph_module, momentum)
+    return graph_module.eval()
+
+
+def _insert_act_quants(gm: fx.GraphModule, momentum: float) -> None:
+    modules = dict(gm.named_modules())
+    count = 0
+    for node in list(gm.graph.nodes):
+        point = _quant_point(node, modules)
+        if point is None or point is not node:
+            continue
+        if all(user.op == "output" for user in node.users):
+            continue  # the model's outputs stay float
+        name = f"act_quant_{count}"
+        count += 1
+        gm.add_submodule(name, ActQuant(momentum))
+        with gm.graph.inserting_after(node):
+            quantized = gm.graph.call_module(name, (node,))
+        node.replace_all_uses_with(quantized, delete_user_cb=lambda user, q=quantized: user is not q)
+    gm.graph.lint()
+    gm.recompile()
+
+
+def _quant_point(node: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | None:
+    """Where a node's output is quantized: at the node, at its sole following ReLU, or nowhere."""
+    if node.op == "placeholder":
+        return node
+    is_point = (
+        (node.op == "call_module" and isinstance(modules.get(str(node.target)), _POINT_MODULES))
+        or (node.op == "call_function" and node.target in _POINT_FUNCTIONS)
+        or (node.op == "call_method" and node.target in _POINT_METHODS)
+    )
+    if not is_point:
+        return None
+    if len(node.users) == 1:
+        (user,) = node.users
+        if _is_activation(user, modules) and not _is_activation(node, modules):
+            return None  # the ReLU after it is the point; ORT fuses conv/add + ReLU + Q
+    return node
+
+
+def _is_activation(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    return (
+        (node.op == "call_module" and isinstance(modules.get(str(node.target)), _ACTIVATIONS))
+        or (node.op == "call_function" and node.target in {torch.nn.functional.relu, torch.relu})
+        or (node.op == "call_method" and node.target == "relu")
+    )
+
+
+def quantizers(model: nn.Module) -> tuple[list[ActQuant], list[WeightQuant]]:
+    acts = [m for m in model.modules() if isinstance(m, ActQuant)]
+    weights = [m for m in model.modules() if isinstance(m, WeightQuant)]
+    return acts, weights
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
+    """Set every activation range to the min/max of the float activations over `batches` (the model
+    runs unquantized meanwhile, like ONNX Runtime's MinMax calibration)."""
+    acts, _ = quantizers(model)
+    was_training = model.training
+    model.eval()
+    for act in acts:
+        act.enabled = False
+        act.seen.fill_(False)
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for act in acts:
+            act.enabled = True
+        model.train(was_training)
+
+
+def freeze_ranges(model: nn.Module, frozen: bool = True) -> None:
+    """Stop (or restart) the activation ranges following the training batches."""
+    for act in quantizers(model)[0]:
+        act.observing.fill_(not frozen)
+
+
+@contextmanager
+def _frozen_weight_scales(model: nn.Module) -> Iterator[None]:
+    _, weights = quantizers(model)
+    for w in weights:
+        w.frozen = False
+    model.eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                module.weight  # noqa: B018 - recompute each scale from the final weights
+    for w in weights:
+        w.frozen = True
+    try:
+        yield
+    finally:
+        for w in weights:
+            w.frozen = False
+
+
+def export_qdq(model: nn.Module, example: torch.Tensor, path: Path, *, opset: int = 17) -> None:
+    """Write the fake-quantized `model` as a QDQ ONNX file with int8 weights and int32 biases (not atomic:
+    the caller's path is a temporary one)."""
+    import onnx
+
+    with tempfile.TemporaryDirectory() as tmp, _frozen_weight_scales(model), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = Path(tmp) / "raw.onnx"
+        torch.onnx.export(
+            model,
+            (example,),
+            str(raw),
+            dynamo=False,
+            opset_version=max(opset, 13),
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+        )
+        proto = onnx.load(str(raw))
+    from compress.quant.qdq import fold_quantized_weights
+
+    fold_quantized_weights(proto)
+    onnx.save(proto, str(path))

@@ -1,0 +1,164 @@
+"""`qad`: quantization-aware distillation. The FP32 model, BatchNorm folded, is trained fake-quantized
+(per-channel symmetric int8 weights, per-tensor uint8 activations with moving-average ranges, frozen
+after `freeze_after` epochs) against an FP32 teacher with the distillation losses, then written as a
+QDQ ONNX file that ONNX Runtime fuses into integer kernels. The stage reports how closely the
+fake-quantized PyTorch model and the INT8 ONNX model agree on the test split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import Field, field_validator
+
+from compress.config import ModelName
+from compress.context import ModelRecord, RunContext
+from compress.distill.losses import LOSSES
+from compress.distill.objective import DistillObjective
+from compress.distill.trainer import FitConfig, fit, torch_predictor
+from compress.errors import RecipeError
+from compress.fsio import atomic_path
+from compress.stages._int8 import check_int8, describe_float_ops
+from compress.stages._trained import TRAIN_STATE
+from compress.stages.base import Stage, register_stage
+
+__all__ = ["Qad", "QadConfig"]
+
+
+class QadConfig(FitConfig):
+    model: ModelName = Field("student", description="the trained FP32 model to quantize")
+    teacher: ModelName | None = Field(
+        None, description="FP32 teacher for the distillation loss; default: the model itself before quantization"
+    )
+    name: ModelName | None = Field(None, description="name of the INT8 model; default: <model>_qad")
+    epochs: int = Field(10, ge=1, description="fake-quantized training epochs")
+    lr: float = Field(3e-4, gt=0, description="peak learning rate: about a tenth of training's, the weights start trained")
+    loss: str = Field("kd", description="response loss against the teacher: kd (classification), mse or huber")
+    temperature: float = Field(4.0, gt=0, description="soft-target temperature")
+    alpha: float = Field(0.9, ge=0, le=1, description="weight of the distillation term (1 - alpha weights the hard labels)")
+    freeze_after: int = Field(3, ge=0, description="epochs after which activation ranges stop following the batches")
+    momentum: float = Field(0.01, gt=0, le=1, description="activation ranges: weight of each batch's min/max in the moving average")
+    calibration_samples: int = Field(256, ge=1, description="training samples that set the initial activation ranges (min/max)")
+    opset: int = Field(17, ge=13, description="ONNX opset of the INT8 file")
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        return LOSSES.check(name)
+
+    # what DistillObjective reads besides loss, temperature and alpha: one teacher, no feature terms
+    @property
+    def features(self) -> list:
+        return []
+
+    @property
+    def ensemble(self) -> str:
+        return "mean"
+
+    @property
+    def teacher_weights(self) -> None:
+        return None
+
+    @property
+    def output(self) -> str:
+        return self.name or f"{self.model}_qad"
+
+
+class _QadObjective(DistillObjective):
+    """The distillation objective, plus: activation ranges freeze at epoch `freeze_after` + 1."""
+
+    def __init__(self, student: torch.nn.Module, teacher: torch.nn.Module, cfg: QadConfig, **kwargs: Any) -> None:
+        super().__init__(student, [teacher], cfg, **kwargs)
+        self.student_ref = [student]  # a list: not a submodule, so its weights are not counted twice
+
+    def start_epoch(self, progress: float, gap: float | None = None, initial_gap: float | None = None) -> dict[str, float]:
+        from compress.quant.qat import freeze_ranges
+
+        knobs = super().start_epoch(progress, gap, initial_gap)
+        epoch = round(progress * self.cfg.epochs) + 1
+        frozen = epoch > self.cfg.freeze_after
+        if hasattr(self, "student_ref"):
+            freeze_ranges(self.student_ref[0], frozen)
+        return {**knobs, "ranges_frozen": float(frozen)}
+
+
+@register_stage
+class Qad(Stage):
+    """Quantization-aware distillation: fake-quantized training against the FP32 teacher, INT8 QDQ ONNX out."""
+
+    name = "qad"
+    Config = QadConfig
+    every_rank = True
+
+    def requires(self) -> list[str]:
+        return [self.cfg.model] + ([self.cfg.teacher] if self.cfg.teacher else [])
+
+    def provides(self) -> list[str]:
+        return [self.cfg.output]
+
+    def run(self, ctx: RunContext, cfg: QadConfig) -> RunContext:
+        from compress.quant.qat import calibrate, export_qdq, prepare_qat
+
+        if cfg.loss == "kd" and ctx.task.kind != "classification":
+            raise RecipeError(
+                f"qad loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse or huber"
+            )
+        source = ctx.module(cfg.model).eval()
+        teacher = ctx.module(cfg.teacher).eval().requires_grad_(False) if cfg.teacher else _frozen_copy(source)
+        student = prepare_qat(source, momentum=cfg.momentum)
+        calibrate(student, [ctx.task.example_input(cfg.calibration_samples, split="train")])
+        metric = ctx.task.metric.name
+        before = ctx.task.evaluate(torch_predictor(student), "test")[metric]
+        objective = _QadObjective(student, teacher, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
+        objective.cache_enabled = cfg.augmentation(ctx.task) is None
+        with objective:
+            result = fit(
+                student, ctx.task, objective, cfg, seed=ctx.seed, desc=f"qad {cfg.output}", quiet=ctx.quiet, checkpoint=ctx.out(TRAIN_STATE)
+            )
+        dest = ctx.out(f"{cfg.output}.onnx")
+        with atomic_path(dest) as tmp:
+            export_qdq(student, ctx.task.example_input(2), tmp, opset=cfg.opset)
+        checked = check_int8(ctx, dest, torch_predictor(student), why_float="no layer was fake-quantized", fix="use the quantize stage")
+        fake_quant = ctx.task.evaluate(torch_predictor(student), "test")[metric]
+        self._record(ctx, cfg, dest, checked, result, {f"test_{metric}_calibrated_only": before, f"test_{metric}_fake_quant": fake_quant})
+        return ctx
+
+    def _record(self, ctx: RunContext, cfg: QadConfig, dest, checked: dict[str, Any], result, scores: dict[str, float]) -> None:
+        source = ctx.record(cfg.model)
+        metric = ctx.task.metric.name
+        quant = {"source": cfg.model, "mode": "qad", "teacher": cfg.teacher or f"{cfg.model} (FP32)", "per_channel": True}
+        quant |= {
+            "activations": "uint8",
+            "vs_fake_quant": checked["vs_reference"],
+            **{k: checked[k] for k in ("integer_ops", "float_ops", "float_nodes")},
+        }
+        quant |= {
+            **scores,
+            f"test_{metric}_onnx": checked["test"][metric],
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+        }
+        quant["history"] = result.history
+        ctx.put_model(
+            ModelRecord(
+                name=cfg.output,
+                stage=ctx.stage_id,
+                spec=source.spec,
+                checkpoint=source.checkpoint,
+                onnx=ctx.relative(dest),
+                metrics={"quant": quant},
+            )
+        )
+        ctx.metrics[cfg.output] = quant
+        agree = checked["vs_reference"].get("top1_agreement")
+        ctx.log(
+            f"  {cfg.output}: {ctx.relative(dest)}, test {metric} {checked['test'][metric]:.4f} (ONNX Runtime INT8), "
+            + (f"agreement with the fake-quantized model {agree:.4f}, " if agree is not None else "")
+            + f"float ops left: {describe_float_ops(checked)}"
+        )
+
+
+def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(model).eval().requires_grad_(False)
