@@ -51,6 +51,22 @@ def _check_names(model_path: Path, nodes: list[str], op_types: list[str]) -> Non
             raise RecipeError(f"quantize: unknown {what} {name!r} in {model_path.name}; {did_you_mean(name, known)}known: {shown}")
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """onnxruntime.quantization prints progress (histogram bins, shape inference) to stdout and the root
+    logger; our stage prints its own one-line summary."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
 def quantize_onnx(
     source: Path,
     dest: Path,
@@ -69,13 +85,12 @@ def quantize_onnx(
 
     exclude_nodes, exclude_op_types = list(exclude_nodes or []), list(exclude_op_types or [])
     _check_names(source, exclude_nodes, exclude_op_types)
-    with tempfile.TemporaryDirectory() as tmp, atomic_path(dest) as out:
+    with tempfile.TemporaryDirectory() as tmp, atomic_path(dest) as out, _quiet():
         prepared = Path(tmp) / "prepared.onnx"
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints progress lines of its own
-            try:
-                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=False)
-            except Exception:  # symbolic shape inference gives up on some graphs (attention reshapes): use ONNX's own
-                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        try:
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=False)
+        except Exception:  # symbolic shape inference gives up on some graphs (attention reshapes): use ONNX's own
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         import onnx
 
         graph = onnx.load(str(prepared)).graph

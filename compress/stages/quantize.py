@@ -4,18 +4,23 @@ agreement with the FP32 ONNX model on the test split, and the operators ORT stil
 
 from __future__ import annotations
 
-from typing import Literal
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from compress.bench.runners import OrtCpuRunner
 from compress.config import ModelName, StageConfig
 from compress.context import ModelRecord, RunContext
-from compress.errors import ArtifactError, RecipeError
+from compress.errors import RecipeError
+from compress.fsio import atomic_path
+from compress.stages._int8 import check_int8, describe_float_ops
 from compress.stages.base import Stage, register_stage
 
-__all__ = ["Quantize", "QuantizeConfig", "CalibrationConfig"]
+__all__ = ["Quantize", "QuantizeConfig", "CalibrationConfig", "TuneConfig"]
 
 
 class CalibrationConfig(BaseModel):
@@ -24,6 +29,17 @@ class CalibrationConfig(BaseModel):
     method: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="how activation ranges are set from the samples")
     samples: int = Field(256, ge=1, description="calibration samples, taken in order from the split")
     split: Literal["train", "val"] = Field("train", description="where calibration samples come from (never test)")
+
+
+class TuneConfig(BaseModel):
+    """Accuracy-driven tuning: stop at the first configuration within `tolerable_loss` of FP32 (validation split)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tolerable_loss: float = Field(gt=0, description="largest accepted metric loss vs the FP32 ONNX model on the validation split")
+    relative: bool = Field(False, description="tolerable_loss is a fraction of the FP32 metric (0.01 = 1%), not metric points")
+    max_trials: int = Field(24, ge=1, description="give up after this many trials and keep the best one")
+    max_float_layers: int = Field(3, ge=1, description="at most this many of the most sensitive layers kept in float")
 
 
 class QuantizeConfig(StageConfig):
@@ -37,6 +53,13 @@ class QuantizeConfig(StageConfig):
     exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names kept in float")
     exclude_op_types: list[str] = Field(default_factory=list, description="ONNX op types kept in float, e.g. [Gemm]")
     suffix: str = Field("_int8", pattern=r"^[A-Za-z0-9_.-]+$", description="the quantized model is <name><suffix>")
+    tune: TuneConfig | None = Field(None, description="accuracy-driven tuning, e.g. {tolerable_loss: 0.003}; static mode only")
+
+    @model_validator(mode="after")
+    def _tune_static(self) -> QuantizeConfig:
+        if self.tune is not None and self.mode != "static":
+            raise ValueError("tune applies to mode: static (dynamic quantization has no calibration to tune)")
+        return self
 
 
 @register_stage
@@ -62,51 +85,46 @@ class Quantize(Stage):
         return ctx
 
     def _quantize(self, ctx: RunContext, cfg: QuantizeConfig, name: str, calibration: np.ndarray | None) -> None:
-        import onnx
-
-        from compress.quant import float_ops, quantize_onnx
+        from compress.quant import quantize_onnx
 
         record = ctx.record(name)
         if not record.onnx:
             raise RecipeError(f"quantize: model {name!r} has no ONNX file", fix="export it in an earlier stage")
+        source = ctx.path(record.onnx)
         out_name = f"{name}{cfg.suffix}"
         dest = ctx.out(f"{out_name}.onnx")
-        quantize_onnx(
-            ctx.path(record.onnx),
+        options = {"method": cfg.calibration.method, "per_channel": cfg.per_channel, "exclude_nodes": cfg.exclude_nodes}
+        tuning = None
+        if cfg.tune is not None:
+            tuning = _tune(ctx, cfg, cfg.tune, source, dest, calibration)
+            options = {k: tuning["chosen"][k] for k in options}
+        else:
+            with atomic_path(dest) as tmp:
+                quantize_onnx(
+                    source,
+                    tmp,
+                    mode=cfg.mode,
+                    calibration=calibration,
+                    activations=cfg.activations,
+                    exclude_op_types=cfg.exclude_op_types,
+                    **options,
+                )
+        checked = check_int8(
+            ctx,
             dest,
-            mode=cfg.mode,
-            calibration=calibration,
-            method=cfg.calibration.method,
-            per_channel=cfg.per_channel,
-            activations=cfg.activations,
-            exclude_nodes=cfg.exclude_nodes,
-            exclude_op_types=cfg.exclude_op_types,
+            OrtCpuRunner(ctx.target.num_threads).load(source),
+            why_float="ONNX Runtime's dynamic mode covers MatMul, Attention, LSTM/GRU and Gather, not Gemm"
+            if cfg.mode == "dynamic"
+            else "no operator was quantized",
+            fix="use mode: static" if cfg.mode == "dynamic" else "check exclude_nodes / exclude_op_types",
         )
-        try:
-            onnx.checker.check_model(str(dest), full_check=True)
-        except onnx.checker.ValidationError as err:
-            raise ArtifactError(f"quantized {dest.name} fails onnx.checker: {str(err).splitlines()[0]}") from None
-        runner = OrtCpuRunner(ctx.target.num_threads)
-        fp32, int8 = runner.load(ctx.path(record.onnx)), runner.load(dest)
-        x = ctx.task.example_input(len(ctx.task.test), split="test").numpy()
-        a, b = fp32(x), int8(x)
-        agreement = {"samples": len(x), "max_abs_diff": float(np.abs(a - b).max())}
-        if ctx.task.kind == "classification":
-            agreement["top1_agreement"] = float(np.mean(a.argmax(1) == b.argmax(1)))
-        ops = float_ops(dest, ctx.target.num_threads)
-        if not set(ops["integer_ops"]) - {"QuantizeLinear", "DequantizeLinear"}:
-            dest.unlink()
-            why = (
-                "ONNX Runtime's dynamic mode covers MatMul, Attention, LSTM/GRU and Gather, not Gemm"
-                if cfg.mode == "dynamic"
-                else "no operator was quantized"
-            )
-            raise RecipeError(
-                f"quantize: {name!r} would run entirely in float ({why})",
-                fix="use mode: static" if cfg.mode == "dynamic" else "check exclude_nodes / exclude_op_types",
-            )
-        quant = {"source": name, "mode": cfg.mode, "calibration": cfg.calibration.model_dump() if cfg.mode == "static" else None}
-        quant |= {"per_channel": cfg.per_channel, "activations": cfg.activations, "vs_fp32_onnx": agreement, **ops}
+        calibration_cfg = {**cfg.calibration.model_dump(), "method": options["method"]} if cfg.mode == "static" else None
+        quant: dict[str, Any] = {"source": name, "mode": cfg.mode, "calibration": calibration_cfg, "per_channel": options["per_channel"]}
+        quant |= {"activations": cfg.activations, "exclude_nodes": options["exclude_nodes"], "vs_fp32_onnx": checked["vs_reference"]}
+        quant |= {k: checked[k] for k in ("integer_ops", "float_ops", "float_nodes")}
+        quant[f"test_{ctx.task.metric.name}_onnx"] = checked["test"][ctx.task.metric.name]
+        if tuning is not None:
+            quant["tuning"] = tuning
         ctx.put_model(
             ModelRecord(
                 name=out_name,
@@ -118,6 +136,67 @@ class Quantize(Stage):
             )
         )
         ctx.metrics[out_name] = quant
-        left = ", ".join(f"{op} x{c}" for op, c in ops["float_ops"].items()) or "none"
+        agreement = checked["vs_reference"]
         agree = f"top-1 agreement with FP32 {agreement['top1_agreement']:.4f}, " if "top1_agreement" in agreement else ""
-        ctx.log(f"  {out_name}: {ctx.relative(dest)}, {agree}float ops left: {left}")
+        ctx.log(f"  {out_name}: {ctx.relative(dest)}, {agree}float ops left: {describe_float_ops(checked)}")
+
+
+def _tune(
+    ctx: RunContext, cfg: QuantizeConfig, tune_cfg: TuneConfig, source: Path, dest: Path, calibration: np.ndarray | None
+) -> dict[str, Any]:
+    """Accuracy-driven search (see `compress.quant.tune`); the chosen trial's file ends at `dest`."""
+    import onnx
+
+    from compress.quant import CALIBRATION_METHODS, quantize_onnx
+    from compress.quant.tune import Candidate, tune
+
+    runner, metric = OrtCpuRunner(ctx.target.num_threads), ctx.task.metric
+    baseline = ctx.task.evaluate(runner.load(source), "val")[metric.name]
+    allowed = tune_cfg.tolerable_loss * abs(baseline) if tune_cfg.relative else tune_cfg.tolerable_loss
+    layers = [n.name for n in onnx.load(str(source)).graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and n.name]
+    with tempfile.TemporaryDirectory() as tmp:
+        files: dict[Candidate, Path] = {}
+
+        def evaluate(candidate: Candidate) -> float:
+            path = files[candidate] = Path(tmp) / f"trial{len(files)}.onnx"
+            quantize_onnx(
+                source,
+                path,
+                mode="static",
+                calibration=calibration,
+                method=candidate.method,
+                per_channel=candidate.per_channel,
+                exclude_nodes=list(candidate.exclude_nodes),
+                activations=cfg.activations,
+                exclude_op_types=cfg.exclude_op_types,
+            )
+            return ctx.task.evaluate(runner.load(path), "val")[metric.name]
+
+        base = Candidate(cfg.calibration.method, cfg.per_channel, tuple(cfg.exclude_nodes))
+        result = tune(
+            evaluate,
+            base,
+            baseline=baseline,
+            allowed_loss=allowed,
+            higher_is_better=metric.higher_is_better,
+            layers=layers,
+            methods=CALIBRATION_METHODS,
+            max_trials=tune_cfg.max_trials,
+            max_float_layers=tune_cfg.max_float_layers,
+        )
+        with atomic_path(dest) as out:
+            shutil.copyfile(files[result.chosen.candidate], out)
+    chosen = result.chosen
+    how = f"trial {chosen.index} of {len(result.trials)} meets" if result.met else f"no trial of {len(result.trials)} met"
+    ctx.log(f"  tuning: {how} the tolerable loss {allowed:.4g} (val {metric.name} FP32 {baseline:.4f}, chosen {chosen.metric:.4f})")
+    if not result.met:
+        ctx.log("  warning: keeping the trial with the smallest loss; raise tune.max_trials or tune.max_float_layers, or try the qad stage")
+    return {
+        "split": "val",
+        "metric": metric.name,
+        "fp32": baseline,
+        "allowed_loss": allowed,
+        "met": result.met,
+        "chosen": chosen.as_dict(),
+        "trials": [t.as_dict() for t in result.trials],
+    }
