@@ -43,6 +43,9 @@ class TuneConfig(BaseModel):
 
 
 class QuantizeConfig(StageConfig):
+    backend: Literal["ort", "inc"] = Field(
+        "ort", description="ort: onnxruntime.quantization on the exported ONNX; inc: neural-compressor PT2E on the PyTorch model"
+    )
     models: list[ModelName] | None = Field(None, description="exported models to quantize; default: every exported FP32 model")
     mode: Literal["static", "dynamic"] = Field(
         "static", description="static: calibrated activations (CNNs); dynamic: Linear/recurrent-heavy models"
@@ -59,6 +62,11 @@ class QuantizeConfig(StageConfig):
     def _tune_static(self) -> QuantizeConfig:
         if self.tune is not None and self.mode != "static":
             raise ValueError("tune applies to mode: static (dynamic quantization has no calibration to tune)")
+        if self.backend == "inc":
+            if self.mode != "static" or self.exclude_nodes or self.exclude_op_types:
+                raise ValueError("backend inc does static quantization of the whole model: drop mode, exclude_nodes and exclude_op_types")
+            if self.calibration.method == "percentile":
+                raise ValueError("backend inc calibrates with minmax or entropy, not percentile")
         return self
 
 
@@ -95,7 +103,9 @@ class Quantize(Stage):
         dest = ctx.out(f"{out_name}.onnx")
         options = {"method": cfg.calibration.method, "per_channel": cfg.per_channel, "exclude_nodes": cfg.exclude_nodes}
         tuning = None
-        if cfg.tune is not None:
+        if cfg.backend == "inc":
+            tuning = _inc(ctx, cfg, name, dest, calibration)
+        elif cfg.tune is not None:
             tuning = _tune(ctx, cfg, cfg.tune, source, dest, calibration)
             options = {k: tuning["chosen"][k] for k in options}
         else:
@@ -119,7 +129,13 @@ class Quantize(Stage):
             fix="use mode: static" if cfg.mode == "dynamic" else "check exclude_nodes / exclude_op_types",
         )
         calibration_cfg = {**cfg.calibration.model_dump(), "method": options["method"]} if cfg.mode == "static" else None
-        quant: dict[str, Any] = {"source": name, "mode": cfg.mode, "calibration": calibration_cfg, "per_channel": options["per_channel"]}
+        quant: dict[str, Any] = {
+            "source": name,
+            "backend": cfg.backend,
+            "mode": cfg.mode,
+            "calibration": calibration_cfg,
+            "per_channel": options["per_channel"],
+        }
         quant |= {"activations": cfg.activations, "exclude_nodes": options["exclude_nodes"], "vs_fp32_onnx": checked["vs_reference"]}
         quant |= {k: checked[k] for k in ("integer_ops", "float_ops", "float_nodes")}
         quant[f"test_{ctx.task.metric.name}_onnx"] = checked["test"][ctx.task.metric.name]
@@ -139,6 +155,48 @@ class Quantize(Stage):
         agreement = checked["vs_reference"]
         agree = f"top-1 agreement with FP32 {agreement['top1_agreement']:.4f}, " if "top1_agreement" in agreement else ""
         ctx.log(f"  {out_name}: {ctx.relative(dest)}, {agree}float ops left: {describe_float_ops(checked)}")
+
+
+def _inc(ctx: RunContext, cfg: QuantizeConfig, name: str, dest: Path, calibration: np.ndarray | None) -> dict[str, Any] | None:
+    """neural-compressor's PT2E static quantization (with autotune when `tune` is set) on the PyTorch model."""
+    import torch
+
+    from compress.distill.trainer import torch_predictor
+    from compress.quant.inc import quantize_inc
+
+    metric, tune_cfg = ctx.task.metric, cfg.tune
+    model = ctx.module(name).eval()
+    evaluate, relative, baseline = None, None, None
+    if tune_cfg is not None:
+        baseline = ctx.task.evaluate(torch_predictor(model), "val")[metric.name]
+        relative = tune_cfg.tolerable_loss if tune_cfg.relative else tune_cfg.tolerable_loss / max(abs(baseline), 1e-12)
+
+        def evaluate(m: torch.nn.Module) -> float:
+            return ctx.task.evaluate(torch_predictor(m), "val")[metric.name]
+
+    with atomic_path(dest) as tmp:
+        scores = quantize_inc(
+            model,
+            ctx.task.example_input(2),
+            torch.from_numpy(calibration),
+            tmp,
+            per_channel=cfg.per_channel,
+            activations=cfg.activations,
+            method=cfg.calibration.method,
+            evaluate=evaluate,
+            tolerable_loss=relative,
+            max_trials=tune_cfg.max_trials if tune_cfg else 24,
+        )
+    if tune_cfg is None or baseline is None:
+        return None
+    return {
+        "split": "val",
+        "metric": metric.name,
+        "fp32": baseline,
+        "relative_tolerable_loss": relative,
+        "backend": "inc autotune",
+        "trial_metrics": scores,
+    }
 
 
 def _tune(
