@@ -1,5 +1,5 @@
 """What every stage that writes an INT8 ONNX model does with it: onnx.checker, a run in ONNX Runtime,
-agreement with the model it stands for on the test split, and the operators ORT still runs in float."""
+agreement with the model it stands for on the test split (`label` names it in errors), and the operators ORT still runs in float."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def agreement(a: np.ndarray, b: np.ndarray, *, classification: bool) -> dict[str
     return result
 
 
-def check_int8(ctx: RunContext, path: Path, reference: Callable[[np.ndarray], np.ndarray], *, why_float: str, fix: str) -> dict[str, Any]:
+def check_int8(
+    ctx: RunContext, path: Path, reference: Callable[[np.ndarray], np.ndarray], *, label: str, why_float: str, fix: str
+) -> dict[str, Any]:
     """Check the INT8 file at `path` (deleted again if it is unusable) and return `{vs_reference, test,
     integer_ops, float_ops, float_nodes}`. A model left entirely in float is an error (`why_float`, `fix`)."""
     import onnx
@@ -39,7 +41,7 @@ def check_int8(ctx: RunContext, path: Path, reference: Callable[[np.ndarray], np
     ops = float_ops(path, ctx.target.num_threads)
     if not set(ops["integer_ops"]) - {"QuantizeLinear", "DequantizeLinear"}:
         path.unlink()
-        raise RecipeError(f"{path.stem} would run entirely in float ({why_float})", fix=fix)
+        raise RecipeError(f"{label} would run entirely in float ({why_float})", fix=fix)
     predict = OrtCpuRunner(ctx.target.num_threads).load(path)
     x = ctx.task.example_input(len(ctx.task.test), split="test").numpy()
     close = agreement(reference(x), predict(x), classification=ctx.task.kind == "classification")

@@ -118,7 +118,14 @@ class Qad(Stage):
         dest = ctx.out(f"{cfg.output}.onnx")
         with atomic_path(dest) as tmp:
             export_qdq(student, ctx.task.example_input(2), tmp, opset=cfg.opset)
-        checked = check_int8(ctx, dest, torch_predictor(student), why_float="no layer was fake-quantized", fix="use the quantize stage")
+        checked = check_int8(
+            ctx,
+            dest,
+            torch_predictor(student),
+            label=f"qad: {cfg.model!r}",
+            why_float="no layer was fake-quantized",
+            fix="use the quantize stage",
+        )
         fake_quant = ctx.task.evaluate(torch_predictor(student), "test")[metric]
         self._record(ctx, cfg, dest, checked, result, {f"test_{metric}_calibrated_only": before, f"test_{metric}_fake_quant": fake_quant})
         return ctx

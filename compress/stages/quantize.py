@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from compress.bench.runners import OrtCpuRunner
 from compress.config import ModelName, StageConfig
 from compress.context import ModelRecord, RunContext
-from compress.errors import RecipeError
+from compress.errors import DataError, RecipeError
 from compress.fsio import atomic_path
 from compress.stages._int8 import check_int8, describe_float_ops
 from compress.stages.base import Stage, register_stage
@@ -29,6 +29,9 @@ class CalibrationConfig(BaseModel):
     method: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="how activation ranges are set from the samples")
     samples: int = Field(256, ge=1, description="calibration samples, taken in order from the split")
     split: Literal["train", "val"] = Field("train", description="where calibration samples come from (never test)")
+    file: str | None = Field(
+        None, description="your own calibration inputs: a .npy array shaped (N, *input shape); the first `samples` rows are used"
+    )
 
 
 class TuneConfig(BaseModel):
@@ -87,7 +90,7 @@ class Quantize(Stage):
         names = cfg.models or [n for n, r in ctx.models.items() if r.onnx and "quant" not in r.metrics]
         if not names:
             raise RecipeError("quantize: no exported model to quantize", fix="add an export stage before quantize")
-        calibration = ctx.task.example_input(cfg.calibration.samples, split=cfg.calibration.split).numpy() if cfg.mode == "static" else None
+        calibration = _calibration_inputs(ctx, cfg.calibration) if cfg.mode == "static" else None
         for name in names:
             self._quantize(ctx, cfg, name, calibration)
         return ctx
@@ -123,6 +126,7 @@ class Quantize(Stage):
             ctx,
             dest,
             OrtCpuRunner(ctx.target.num_threads).load(source),
+            label=f"quantize: {name!r}",
             why_float="ONNX Runtime's dynamic mode covers MatMul, Attention, LSTM/GRU and Gather, not Gemm"
             if cfg.mode == "dynamic"
             else "no operator was quantized",
@@ -155,6 +159,26 @@ class Quantize(Stage):
         agreement = checked["vs_reference"]
         agree = f"top-1 agreement with FP32 {agreement['top1_agreement']:.4f}, " if "top1_agreement" in agreement else ""
         ctx.log(f"  {out_name}: {ctx.relative(dest)}, {agree}float ops left: {describe_float_ops(checked)}")
+
+
+def _calibration_inputs(ctx: RunContext, cfg: CalibrationConfig) -> np.ndarray:
+    """The calibration batch: the task split's first samples, or the rows of the user's .npy file."""
+    if cfg.file is None:
+        return ctx.task.example_input(cfg.samples, split=cfg.split).numpy()
+    path = Path(cfg.file).expanduser()
+    fix = f"save an array of shape (N, {', '.join(map(str, ctx.task.input_shape))}) with numpy.save"
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"quantize: calibration file {str(path)!r} not found", fix=fix) from None
+    except (OSError, ValueError) as err:
+        raise DataError(f"quantize: calibration file {str(path)!r} is not a numpy .npy array ({err})", fix=fix) from None
+    if not isinstance(data, np.ndarray) or tuple(data.shape[1:]) != ctx.task.input_shape or len(data) == 0:
+        shape = getattr(data, "shape", "?")
+        raise DataError(f"quantize: calibration file {path.name} has shape {shape}, the task's inputs are {ctx.task.input_shape}", fix=fix)
+    if not np.issubdtype(data.dtype, np.number) or not np.isfinite(data).all():
+        raise DataError(f"quantize: calibration file {path.name} holds non-numeric or non-finite values", fix=fix)
+    return np.ascontiguousarray(data[: cfg.samples], dtype=np.float32)
 
 
 def _inc(ctx: RunContext, cfg: QuantizeConfig, name: str, dest: Path, calibration: np.ndarray | None) -> dict[str, Any] | None:

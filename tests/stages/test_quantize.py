@@ -63,3 +63,59 @@ def test_unknown_names_are_one_line_errors(tmp_path, cfg, message):
 def test_nothing_exported_is_an_error(tmp_path):
     with pytest.raises(RecipeError, match="no exported model to quantize"):
         Pipeline([MLP, Quantize()], task="digits").run(tmp_path, quiet=True)
+
+
+def test_tuning_records_every_trial_and_stops_at_the_first_pass(tmp_path):
+    q = _quantize(tmp_path, CNN, calibration={"samples": 1}, tune={"tolerable_loss": 1e-9, "max_trials": 3})["cnn_int8"]
+    tuning = q["tuning"]
+    trials = tuning["trials"]
+    assert [t["index"] for t in trials] == list(range(len(trials))) and 1 <= len(trials) <= 3
+    assert tuning["met"] == any(t["passed"] for t in trials)
+    assert tuning["met"] == trials[-1]["passed"]  # the search stops at the first pass
+    assert len(trials) == 3 or tuning["met"]
+    assert [t["kind"] for t in trials] == ["base", "calibration", "calibration"][: len(trials)]
+    assert q["calibration"]["method"] == tuning["chosen"]["method"] and tuning["split"] == "val"
+    easy = _quantize(tmp_path / "easy", CNN, tune={"tolerable_loss": 0.5})["cnn_int8"]["tuning"]
+    assert easy["met"] and len(easy["trials"]) == 1 and easy["chosen"]["index"] == 0
+
+
+def test_calibration_from_a_user_file(tmp_path):
+    import numpy as np
+
+    good = tmp_path / "calib.npy"
+    np.save(good, np.random.default_rng(0).normal(size=(16, 1, 8, 8)).astype(np.float32))
+    q = _quantize(tmp_path / "run", CNN, calibration={"file": str(good)})["cnn_int8"]
+    assert q["float_ops"] == {} and q["calibration"]["file"] == str(good)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "calibration file '{path}' not found"),
+        ("text", "is not a numpy .npy array"),
+        ((16, 64), "has shape (16, 64), the task's inputs are (1, 8, 8)"),
+    ],
+)
+def test_bad_calibration_source_is_a_one_line_error(tmp_path, content, message):
+    import numpy as np
+
+    from compress.errors import DataError
+
+    path = tmp_path / "calib.npy"
+    if content == "text":
+        path.write_text("not an array")
+    elif content is not None:
+        np.save(path, np.zeros(content, dtype=np.float32))
+    with pytest.raises(DataError) as err:
+        _quantize(tmp_path / "run", CNN, calibration={"file": str(path)})
+    text = str(err.value)
+    assert message.format(path=path) in text and "\n" not in text and "numpy.save" in text
+    assert not (tmp_path / "run" / "quantize" / "cnn_int8.onnx").exists()
+
+
+def test_inc_backend_quantizes_the_pytorch_model_and_reports_what_ort_leaves_in_float(tmp_path):
+    pytest.importorskip("neural_compressor")
+    q = _quantize(tmp_path, CNN, backend="inc", calibration={"samples": 64})["cnn_int8"]
+    assert q["backend"] == "inc" and q["vs_fp32_onnx"]["top1_agreement"] >= 0.9
+    assert "QLinearConv" in q["integer_ops"] and isinstance(q["float_ops"], dict)
+    assert (tmp_path / "quantize" / "cnn_int8.onnx").is_file()

@@ -17,7 +17,7 @@ from compress.pipeline import Pipeline
 from compress.recipe import Recipe, parse_recipe
 from compress.stages import STAGES
 from compress.stages.prune import FinetuneConfig, PruneTarget
-from compress.stages.quantize import CalibrationConfig
+from compress.stages.quantize import CalibrationConfig, TuneConfig
 from tests.conftest import TINY
 
 FIT = {
@@ -89,11 +89,34 @@ STAGE_CASES["quantize"] = {
     "exclude_nodes": ("Conv_0", "valid list"),
     "exclude_op_types": ("Gemm", "valid list"),
     "suffix": ("/int8", "should match pattern"),
+    "backend": ("openvino", "'ort' or 'inc'"),
+    "tune": ({"tolerable_loss": 0}, "tune.tolerable_loss"),
+}
+STAGE_CASES["qad"] = {
+    **FIT,
+    "epochs": (0, "greater than or equal to 1"),
+    "model": ("a/b", "should match pattern"),
+    "teacher": ("nobody", "model 'nobody' is not made by an earlier stage"),
+    "name": BAD_NAME,
+    "loss": ("kld", "unknown distillation loss 'kld'"),
+    "temperature": (0, "greater than 0"),
+    "alpha": (1.5, "less than or equal to 1"),
+    "freeze_after": (-1, "greater than or equal to 0"),
+    "momentum": (0, "greater than 0"),
+    "calibration_samples": (0, "greater than or equal to 1"),
+    "opset": (11, "greater than or equal to 13"),
+}
+TUNE_CASES = {
+    "tolerable_loss": (-0.1, "greater than 0"),
+    "relative": ("maybe", "valid boolean"),
+    "max_trials": (0, "greater than or equal to 1"),
+    "max_float_layers": (0, "greater than or equal to 1"),
 }
 CALIBRATION_CASES = {
     "method": ("distribution", "'minmax', 'entropy' or 'percentile'"),
     "samples": (0, "greater than or equal to 1"),
     "split": ("test", "'train' or 'val'"),
+    "file": (3, "valid string"),
 }
 PRUNE_TARGET_CASES = {
     "kind": ("flops", "'ratio', 'params', 'macs' or 'latency_ms'"),
@@ -161,6 +184,7 @@ def _with_stage(stage: str, config: dict[str, Any]) -> dict[str, Any]:
         "load": {"model": {"arch": "mlp", "checkpoint": "teacher.pt"}, "name": "other"},
         "distill": TINY["stages"][1]["distill"],
         "prune": {"model": "student", "name": "pruned"},
+        "qad": {"model": "student"},
     }.get(stage, {})
     data["stages"].append({stage: {**copy.deepcopy(base), **config}})
     if stage in ("train", "distill") and "name" not in config:
@@ -182,6 +206,7 @@ def test_every_option_has_a_case():
         (PruneTarget, PRUNE_TARGET_CASES),
         (FinetuneConfig, FINETUNE_CASES),
         (CalibrationConfig, CALIBRATION_CASES),
+        (TuneConfig, TUNE_CASES),
     ]:
         assert set(_fields(model)) == set(cases), model.__name__
 
@@ -267,3 +292,23 @@ def test_bad_calibration_option(key):
     value, fragment = CALIBRATION_CASES[key]
     message = _message(_with_stage("quantize", {"calibration": {key: value}}))
     assert f"quantize.calibration.{key}" in message and fragment in message, message
+
+
+@pytest.mark.parametrize("key", list(TUNE_CASES))
+def test_bad_tune_option(key):
+    value, fragment = TUNE_CASES[key]
+    message = _message(_with_stage("quantize", {"tune": {"tolerable_loss": 0.01, key: value}}))
+    assert f"quantize.tune.{key}" in message and fragment in message, message
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        ({"mode": "dynamic", "tune": {"tolerable_loss": 0.01}}, "tune applies to mode: static"),
+        ({"backend": "inc", "exclude_nodes": ["/Conv"]}, "backend inc does static quantization of the whole model"),
+        ({"backend": "inc", "calibration": {"method": "percentile"}}, "backend inc calibrates with minmax or entropy"),
+    ],
+)
+def test_quantize_cross_checks(config, fragment):
+    message = _message(_with_stage("quantize", config))
+    assert fragment in message, message

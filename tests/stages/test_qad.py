@@ -1,0 +1,32 @@
+"""The qad stage: a fake-quantized student trained against the FP32 teacher, written as an INT8 ONNX file
+that ORT runs on integer kernels and that agrees with the PyTorch fake-quantized model."""
+
+import pytest
+
+from compress.errors import RecipeError
+from compress.pipeline import Pipeline
+from compress.stages import Export, Qad, Train
+
+pytestmark = pytest.mark.slow
+
+CNN = Train(name="cnn", model={"arch": "resnet_cnn", "width": 8, "blocks": [1, 1]}, epochs=2)
+
+
+def test_qad_writes_a_fused_int8_model_that_matches_its_fake_quantized_twin(tmp_path):
+    stages = [CNN, Export(), Qad(model="cnn", epochs=3, freeze_after=1, calibration_samples=64)]
+    manifest = Pipeline(stages, task="digits").run(tmp_path, quiet=True)
+    q = manifest.find("qad").metrics["cnn_qad"]
+    assert q["float_ops"] == {} and q["integer_ops"].get("QLinearConv", 0) >= 5 and q["integer_ops"].get("QLinearAdd", 0) >= 2
+    assert q["vs_fake_quant"]["samples"] == 360 and q["vs_fake_quant"]["top1_agreement"] >= 0.99
+    assert [h["ranges_frozen"] for h in q["history"]] == [0.0, 1.0, 1.0]
+    assert q["teacher"] == "cnn (FP32)" and abs(q["test_accuracy_onnx"] - q["test_accuracy_fake_quant"]) <= 0.01
+    int8, fp32 = tmp_path / "qad" / "cnn_qad.onnx", tmp_path / "export" / "cnn.onnx"
+    assert int8.stat().st_size < fp32.stat().st_size  # int8 weights (tiny model: the Q/DQ nodes weigh about as much)
+    assert manifest.find("qad").models["cnn_qad"]["onnx"] == "qad/cnn_qad.onnx"
+
+
+def test_qad_kd_on_regression_is_a_one_line_error(tmp_path):
+    mlp = Train(name="mlp", model={"arch": "mlp", "hidden": [16]}, epochs=1)
+    with pytest.raises(RecipeError) as err:
+        Pipeline([mlp, Qad(model="mlp", epochs=1)], task="diabetes").run(tmp_path, quiet=True)
+    assert "qad loss 'kd' needs a classification task" in str(err.value) and "\n" not in str(err.value)
