@@ -100,7 +100,7 @@ def environment() -> dict[str, Any]:
     """Versions, CPU and thread settings: what a reader needs to judge the figures."""
     import torch
 
-    packages = ("edge-compress", "torch", "onnx", "onnxruntime", "numpy", "torch-pruning", "scikit-learn")
+    packages = ("edge-compress", "torch", "onnx", "onnxruntime", "numpy", "torch-pruning", "scikit-learn", "neural-compressor", "torchao")
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),

@@ -69,6 +69,9 @@ def render_markdown(summary: dict[str, Any], *, title: str, environment: dict[st
     for m in models:
         if m.get("prune"):
             lines += _prune_section(m["name"], m["prune"], metric_name)
+    quantized = [(m["name"], m["quant"]) for m in models if m.get("quant")]
+    if quantized:
+        lines += _quant_section(quantized)
     env = environment
     lines += ["", "## Environment", "", f"- CPU: {env.get('cpu')} ({env.get('cores')} cores)", f"- Python {env.get('python')}"]
     lines += [f"- {k} {v}" for k, v in env.get("packages", {}).items() if v]
@@ -99,4 +102,36 @@ def _prune_section(name: str, prune: dict[str, Any], metric_name: str) -> list[s
         lines += ["", f"Where the pruned model's time goes (ONNX Runtime profile, batch {batch}): "]
         lines += [f"- `{n['node']}` ({n['op']}): {100 * n['share']:.0f}%" for n in nodes]
     lines += [""] + [f"> **Warning:** {w}" for w in prune["warnings"]]
+    return lines
+
+
+def _quant_section(quantized: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Per INT8 model: how it was made, how closely it agrees, and what ONNX Runtime still runs in float
+    (the first place to look when INT8 is not faster)."""
+    lines = ["", "## Quantization", "", "| model | from | method | agreement (top-1 / max abs diff) | integer ops | float ops ORT runs |"]
+    lines.append("|---|---|---|---|---|---|")
+    for name, q in quantized:
+        close = q.get("vs_fp32_onnx") or q.get("vs_fake_quant") or {}
+        agree = f"{close['top1_agreement']:.4f} / " if "top1_agreement" in close else ""
+        method = q["mode"] if q["mode"] != "static" else f"static, {(q.get('calibration') or {}).get('method', '')}"
+        method += f" ({q['backend']})" if q.get("backend", "ort") != "ort" else ""
+        method += ", tuned" if q.get("tuning") else ""
+        integer = ", ".join(f"{op} x{c}" for op, c in q["integer_ops"].items() if op not in ("QuantizeLinear", "DequantizeLinear"))
+        left = ", ".join(f"{op} x{c}" for op, c in q["float_ops"].items()) or "none"
+        lines.append(
+            f"| `{name}` | `{q['source']}` | {method} | {agree}{close.get('max_abs_diff', float('nan')):.3g} | {integer} | {left} |"
+        )
+    tuned = [(n, q["tuning"]) for n, q in quantized if q.get("tuning") and "trials" in q["tuning"]]
+    for name, t in tuned:
+        lines += [
+            "",
+            f"Tuning `{name}` ({len(t['trials'])} trials, {'met' if t['met'] else 'not met'}; val {t['metric']} FP32 {t['fp32']:.4f}):",
+            "",
+        ]
+        for trial in t["trials"]:
+            kept = f", float: {', '.join(trial['exclude_nodes'])}" if trial["exclude_nodes"] else ""
+            mark = " (passed)" if trial["passed"] else ""
+            lines.append(
+                f"- {trial['index']} {trial['kind']}: {trial['method']}, per-channel {trial['per_channel']}{kept}: {trial['metric']:.4f}{mark}"
+            )
     return lines

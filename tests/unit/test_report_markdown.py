@@ -52,3 +52,30 @@ def test_pruning_section_lists_every_step_and_the_warnings():
     assert "- `conv3` (Conv): 60%" in text
     assert "`teacher_pruned`: accuracy -0.50 points" in text
     assert "## Pruning `teacher`" not in text
+
+
+def test_quantization_section_lists_float_ops_and_tuning_trials():
+    trial = {"index": 0, "kind": "base", "method": "minmax", "per_channel": True, "exclude_nodes": [], "metric": 0.95, "passed": False}
+    tuning = {
+        "metric": "accuracy",
+        "fp32": 0.97,
+        "met": True,
+        "trials": [trial, {**trial, "index": 1, "kind": "sensitivity", "exclude_nodes": ["/stem/Conv"], "metric": 0.968, "passed": True}],
+    }
+    quant = {
+        "source": "student",
+        "backend": "ort",
+        "mode": "static",
+        "calibration": {"method": "minmax"},
+        "vs_fp32_onnx": {"top1_agreement": 0.99, "max_abs_diff": 0.05},
+        "integer_ops": {"QLinearConv": 3, "QuantizeLinear": 1},
+        "float_ops": {"Conv": 1},
+        "tuning": tuning,
+    }
+    int8 = {**_model("student_int8", 100, 400, 0.5, 0.968), "quant": quant}
+    summary = {"task": "digits", "target": "ort-cpu", "threads": 1, "models": [_model("student", 100, 400, 1.0, 0.97), int8]}
+    text = render_markdown(summary, title="t", environment={}, reference="student")
+    assert "| `student_int8` | `student` | static, minmax, tuned | 0.9900 / 0.05 | QLinearConv x3 | Conv x1 |" in text
+    assert "Tuning `student_int8` (2 trials, met; val accuracy FP32 0.9700):" in text
+    assert "- 1 sensitivity: minmax, per-channel True, float: /stem/Conv: 0.9680 (passed)" in text
+    assert "## Quantization" not in render_markdown({**summary, "models": summary["models"][:1]}, title="t", environment={}, reference=None)
