@@ -67,7 +67,7 @@ def test_ranges_follow_training_batches_until_frozen():
 
 def test_logits_stay_float_and_act_quant_zero_is_exact():
     q = prepare_qat(_model(resnet_cnn, width=8, blocks=[1]))
-    last = [n for n in q.graph.nodes if n.op == "output"][0].args[0]
+    last = next(n for n in q.graph.nodes if n.op == "output").args[0]
     assert not (last.op == "call_module" and isinstance(q.get_submodule(str(last.target)), ActQuant))
     act = ActQuant()
     act.eval()
