@@ -12,17 +12,17 @@ pruned model against the unpruned one is then measured interleaved, round by rou
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _interleave import interleaved
 from _results import save
 
-from compress.bench import TimingConfig, make_runner, measure
 from compress.context import TargetSpec
+from compress.data.builtin import TASKS
 from compress.pipeline import Pipeline
 from compress.stages import Benchmark, Export, Prune, Train
 
@@ -58,34 +58,11 @@ def run_task(task: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         prune_stage = next((s for s in manifest.stages if name in s.metrics and s.type == "prune"), None)
         curve = prune_stage.metrics[name]["prune"]["curve"] if prune_stage else None
         out["models"][name] = {"test_accuracy_ort": m["metric"]["value"], "params": m["params"], "macs": m["macs"], "curve": curve}
-    out["interleaved_b32"] = interleaved(run_dir, list(bench), args)
+    x = TASKS.get(task)().example_input(32).numpy()
+    paths = {n: run_dir / "export" / f"{n}.onnx" for n in bench}
+    out["interleaved_b32"] = interleaved(paths, x, baseline="unpruned", rounds=args.rounds, threads=args.threads)
     print(f"{task}: " + ", ".join(f"{n} {v['test_accuracy_ort']:.4f}" for n, v in out["models"].items()), flush=True)
     return out
-
-
-def interleaved(run_dir: Path, names: list[str], args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Per round, time every model at batch 32 (p50 of that round); report the median over rounds."""
-    import numpy as np
-
-    from compress.data.builtin import TASKS
-
-    runner = make_runner("ort-cpu", args.threads)
-    x = TASKS.get(run_dir.name)().example_input(32).numpy()
-    predicts = {n: runner.load(run_dir / "export" / f"{n}.onnx") for n in names}
-    timing = TimingConfig(warmup=20, min_iters=50, min_time_s=0.3, max_iters=5000)
-    rounds: dict[str, list[float]] = {n: [] for n in names}
-    for _ in range(args.rounds):
-        for n, predict in predicts.items():
-            rounds[n].append(measure(lambda p=predict: p(x), timing)["p50"])
-    base = rounds["unpruned"]
-    return {
-        n: {
-            "p50_ms": statistics.median(r),
-            "speedup": statistics.median(b / v for b, v in zip(base, r, strict=True)),
-            "speedup_min": float(np.min(np.asarray(base) / np.asarray(r))),
-        }
-        for n, r in rounds.items()
-    }
 
 
 def main() -> None:

@@ -15,18 +15,16 @@ Students are dense convolution nets: on ORT CPU, INT8 pays off for convolutions 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _interleave import interleaved
 from _results import save
 
-from compress.bench import TimingConfig, make_runner, measure
+from compress.bench import make_runner
 from compress.context import TargetSpec
 from compress.data.builtin import TASKS
 from compress.pipeline import Pipeline
@@ -79,35 +77,17 @@ def run_task(task: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
             "tuning": {k: quant["tuning"].get(k) for k in ("met", "chosen")} if quant.get("tuning") else None,
         }
     models["teacher"] = {"test_accuracy_torch": manifest.find("train").metrics["teacher"]["test_accuracy_torch"]}
-    latency = {str(b): interleaved(run_dir, records, names, data, b, args) for b in (1, 32)}
+    paths = {n: run_dir / records[n]["onnx"] for n in names}
+    latency = {
+        str(b): interleaved(paths, data.full_batch(b).numpy(), baseline="student", rounds=args.rounds, threads=args.threads)
+        for b in (1, 32)
+    }
     print(
         f"{task}: "
         + ", ".join(f"{n} {m['test_accuracy_ort']:.4f} {latency['32'][n]['speedup']:.2f}x" for n, m in models.items() if n != "teacher"),
         flush=True,
     )
     return {"student": STUDENTS[task], "models": models, "latency": latency}
-
-
-def interleaved(run_dir: Path, records: dict, names: list[str], data, batch: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Per round, time every model (p50 of that round); the median over rounds, and the median of the
-    per-round ratios to FP32."""
-    runner = make_runner("ort-cpu", args.threads)
-    x = data.full_batch(batch).numpy()
-    predicts = {n: runner.load(run_dir / records[n]["onnx"]) for n in names}
-    timing = TimingConfig(warmup=20, min_iters=50, min_time_s=0.3, max_iters=5000)
-    rounds: dict[str, list[float]] = {n: [] for n in names}
-    for _ in range(args.rounds):
-        for n, predict in predicts.items():
-            rounds[n].append(measure(lambda p=predict: p(x), timing)["p50"])
-    base = np.asarray(rounds["student"])
-    return {
-        n: {
-            "p50_ms": statistics.median(r),
-            "speedup": float(np.median(base / np.asarray(r))),
-            "speedup_min": float(np.min(base / np.asarray(r))),
-        }
-        for n, r in rounds.items()
-    }
 
 
 def main() -> None:

@@ -128,8 +128,7 @@ def _insert_act_quants(gm: fx.GraphModule, momentum: float) -> None:
     modules = dict(gm.named_modules())
     count = 0
     for node in list(gm.graph.nodes):
-        point = _quant_point(node, modules)
-        if point is None or point is not node:
+        if not _is_quant_point(node, modules):
             continue
         if all(user.op == "output" for user in node.users):
             continue  # the model's outputs stay float
@@ -143,22 +142,22 @@ def _insert_act_quants(gm: fx.GraphModule, momentum: float) -> None:
     gm.recompile()
 
 
-def _quant_point(node: fx.Node, modules: dict[str, nn.Module]) -> fx.Node | None:
-    """Where a node's output is quantized: at the node, at its sole following ReLU, or nowhere."""
+def _is_quant_point(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether a node's output is quantized where it is made (not when its sole user is a ReLU, which is)."""
     if node.op == "placeholder":
-        return node
+        return True
     is_point = (
         (node.op == "call_module" and isinstance(modules.get(str(node.target)), _POINT_MODULES))
         or (node.op == "call_function" and node.target in _POINT_FUNCTIONS)
         or (node.op == "call_method" and node.target in _POINT_METHODS)
     )
     if not is_point:
-        return None
+        return False
     if len(node.users) == 1:
         (user,) = node.users
         if _is_activation(user, modules) and not _is_activation(node, modules):
-            return None  # the ReLU after it is the point; ORT fuses conv/add + ReLU + Q
-    return node
+            return False  # the ReLU after it is the point; ORT fuses conv/add + ReLU + Q
+    return True
 
 
 def _is_activation(node: fx.Node, modules: dict[str, nn.Module]) -> bool:

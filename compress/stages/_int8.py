@@ -12,16 +12,9 @@ import numpy as np
 from compress.bench.runners import OrtCpuRunner
 from compress.context import RunContext
 from compress.errors import ArtifactError, RecipeError
+from compress.stages.export import agreement
 
-__all__ = ["check_int8", "agreement", "describe_float_ops"]
-
-
-def agreement(a: np.ndarray, b: np.ndarray, *, classification: bool) -> dict[str, float]:
-    """How closely two models' outputs on the same inputs agree."""
-    result = {"samples": len(a), "max_abs_diff": float(np.abs(a - b).max())}
-    if classification:
-        result["top1_agreement"] = float(np.mean(a.argmax(1) == b.argmax(1)))
-    return result
+__all__ = ["check_int8", "describe_float_ops"]
 
 
 def check_int8(

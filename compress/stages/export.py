@@ -19,7 +19,7 @@ from compress.errors import ArtifactError
 from compress.fsio import atomic_path
 from compress.stages.base import Stage, register_stage
 
-__all__ = ["Export", "export_onnx", "parity"]
+__all__ = ["Export", "export_onnx", "parity", "agreement"]
 
 
 class ExportConfig(StageConfig):
@@ -84,11 +84,15 @@ def parity(model: nn.Module, predict, batch: torch.Tensor, *, classification: bo
     with torch.no_grad():
         expected = model(batch).numpy()
     got = predict(batch.numpy())
-    diff = np.abs(expected - got)
-    gap = {"samples": len(batch), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    return {**agreement(expected, got, classification=classification), "mean_abs_diff": float(np.abs(expected - got).mean())}
+
+
+def agreement(a: np.ndarray, b: np.ndarray, *, classification: bool) -> dict[str, float]:
+    """How closely two models' outputs on the same inputs agree: max absolute difference, top-1 agreement."""
+    result = {"samples": len(a), "max_abs_diff": float(np.abs(a - b).max())}
     if classification:
-        gap["top1_agreement"] = float(np.mean(expected.argmax(1) == got.argmax(1)))
-    return gap
+        result["top1_agreement"] = float(np.mean(a.argmax(1) == b.argmax(1)))
+    return result
 
 
 def _enforce(name: str, gap: dict[str, float], cfg: ExportConfig) -> None:

@@ -103,9 +103,8 @@ class Qad(Stage):
             raise RecipeError(
                 f"qad loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse or huber"
             )
-        source = ctx.module(cfg.model).eval()
-        teacher = ctx.module(cfg.teacher).eval().requires_grad_(False) if cfg.teacher else _frozen_copy(source)
-        student = prepare_qat(source, momentum=cfg.momentum)
+        student = prepare_qat(ctx.module(cfg.model), momentum=cfg.momentum)  # a copy: the FP32 model stays as it was
+        teacher = ctx.module(cfg.teacher or cfg.model).eval().requires_grad_(False)
         calibrate(student, [ctx.task.example_input(cfg.calibration_samples, split="train")])
         metric = ctx.task.metric.name
         before = ctx.task.evaluate(torch_predictor(student), "test")[metric]
@@ -163,9 +162,3 @@ class Qad(Stage):
             + (f"agreement with the fake-quantized model {agree:.4f}, " if agree is not None else "")
             + f"float ops left: {describe_float_ops(checked)}"
         )
-
-
-def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
-    return copy.deepcopy(model).eval().requires_grad_(False)
