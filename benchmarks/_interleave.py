@@ -11,7 +11,7 @@ import numpy as np
 
 from compress.bench import TimingConfig, make_runner, measure
 
-TIMING = TimingConfig(warmup=20, min_iters=50, min_time_s=0.3, max_iters=5000)
+TIMING = TimingConfig(warmup=20, rounds=1, min_iters=50, min_time_s=0.3, max_iters=5000)
 
 
 def interleaved(paths: dict[str, Path], x: np.ndarray, *, baseline: str, rounds: int, threads: int) -> dict[str, dict[str, float]]:

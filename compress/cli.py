@@ -20,13 +20,17 @@ examples:
   edge-compress validate pipelines/*.yaml                check recipes without running them
   edge-compress stages                                   list stages and their config keys
   torchrun --nproc_per_node=2 -m compress run RECIPE     the same recipe, training data-parallel on 2 processes
+  edge-compress report runs/digits_edge                  report.md + report.html (plots) from a run folder
+  edge-compress bench model.onnx --save-baseline b.json  measure latency, keep it as a baseline
+  edge-compress regress model.onnx --baseline b.json --max-slowdown 10% --junit out.xml
+                                                         latency regression test for CI (exit 1 on regression)
 
-exit codes: 0 success, 1 internal error (a bug: please report it), 2 bad input (recipe, data, files),
-130 interrupted.
+exit codes: 0 success, 1 internal error (a bug: please report it) or, for regress, a regression,
+2 bad input (recipe, data, files, unavailable target), 130 interrupted.
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(
         prog="edge-compress",
         description="Compress a PyTorch model into an edge-ready ONNX student and measure what was gained and lost.",
@@ -53,13 +57,27 @@ def _parser() -> argparse.ArgumentParser:
         "stages", help="list stages and their config keys", description="List registered stages with their config fields."
     )
     stages.add_argument("--json", action="store_true", help="machine-readable output")
-    return parser
+
+    report = sub.add_parser(
+        "report",
+        help="write report.md and report.html for a run folder",
+        description="Build the compression report of a finished (or partly finished) run from its manifest; nothing is re-run.",
+    )
+    report.add_argument("run_dir", type=Path, help="run folder, e.g. runs/digits_edge")
+    report.add_argument("--out", type=Path, help="folder for the report (default: RUN_DIR/report)")
+    report.add_argument("--title", help="report title (default: 'Compression report: <task>')")
+    report.add_argument("--reference", help="model the others are compared with (default: teacher, if the run has one)")
+
+    from compress.cli_bench import add_commands
+
+    return parser, add_commands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser, more = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
-    handlers = {"run": _run, "validate": _validate, "stages": _stages}
+    handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, **more}
     try:
         return handlers[args.command](args)
     except CompressError as err:
@@ -123,4 +141,13 @@ def _stages(args: argparse.Namespace) -> int:
         print(f"{name}: {info['doc']}")
         for key, f in info["fields"].items():
             print(f"    {key:<16} {f['description']} (default: {f['default']})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from compress.report import write_run_report
+
+    paths = write_run_report(args.run_dir, out=args.out, title=args.title, reference=args.reference)
+    for path in paths:
+        print(path)
     return 0

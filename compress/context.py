@@ -4,15 +4,15 @@ rebuilds the same context from the manifest without re-running a stage."""
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from compress.bench.runners import TargetSpec
 from compress.data.task import TaskData
 from compress.errors import RecipeError
 from compress.imports import check_callable_spec, resolve_callable
@@ -55,19 +55,6 @@ class TaskSpec(BaseModel):
         if not isinstance(task, TaskData):
             raise RecipeError(f"task factory {self.factory!r} returned {type(task).__name__}, not compress.data.TaskData")
         return task
-
-
-class TargetSpec(BaseModel):
-    """Where the student will run. Only `ort-cpu` exists so far; more runners plug in later."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: Literal["ort-cpu"] = Field("ort-cpu", description="deployment runtime and device")
-    threads: int | None = Field(None, ge=1, description="intra-op threads; default: all cores")
-
-    @property
-    def num_threads(self) -> int:
-        return self.threads or os.cpu_count() or 1
 
 
 class ModelRecord(BaseModel):

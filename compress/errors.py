@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CompressError", "RecipeError", "DataError", "ModelError", "ArtifactError"]
+__all__ = ["CompressError", "RecipeError", "DataError", "ModelError", "ArtifactError", "TargetError"]
 
 
 class CompressError(Exception):
@@ -33,3 +33,7 @@ class ModelError(CompressError):
 
 class ArtifactError(CompressError):
     """A run folder, checkpoint or exported file is missing, corrupt or fails its check."""
+
+
+class TargetError(CompressError):
+    """A benchmark target (runtime and device) is not available on this machine."""

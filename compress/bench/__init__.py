@@ -1,7 +1,18 @@
-"""Runners, timing and static profiles used by the benchmark stage."""
+"""Runners (one protocol for every runtime and device), timing, memory, statistics and static profiles."""
 
 from compress.bench.profile import params_and_macs
-from compress.bench.runners import RUNNERS, Runner, make_runner
+from compress.bench.runners import RUNNERS, Loaded, ModelSource, Runner, TargetSpec, available_targets, make_runner
 from compress.bench.timing import TimingConfig, measure
 
-__all__ = ["RUNNERS", "Runner", "make_runner", "TimingConfig", "measure", "params_and_macs"]
+__all__ = [
+    "RUNNERS",
+    "Loaded",
+    "ModelSource",
+    "Runner",
+    "TargetSpec",
+    "TimingConfig",
+    "available_targets",
+    "make_runner",
+    "measure",
+    "params_and_macs",
+]

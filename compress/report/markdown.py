@@ -33,14 +33,21 @@ def _metric_change(model: dict[str, Any], ref: dict[str, Any]) -> str:
     return f"{model['metric']['name']} {new - old:+.4g} ({new:.4g} vs {old:.4g})"
 
 
-def render_markdown(summary: dict[str, Any], *, title: str, environment: dict[str, Any], reference: str | None) -> str:
+def render_markdown(
+    summary: dict[str, Any], *, title: str, environment: dict[str, Any], reference: str | None, images: dict[str, str] | None = None
+) -> str:
+    """The report as Markdown. `images` maps figure names (see report.plots) to the source each is
+    linked from: a relative PNG path in report.md, a data URI in the self-contained report.html."""
     models = summary["models"]
-    target = summary["target"]
+    measured = [t for m in models for t in m["latency_ms"]]
+    target = summary["target"] if summary["target"] in measured or not measured else measured[0]
     batches = sorted({b for m in models for b in m["latency_ms"].get(target, {})}, key=int)
     metric_name = next((m["metric"]["name"] for m in models if m["metric"]), "metric")
     head = ["model", "arch", f"{metric_name} (ONNX Runtime, test)", "params", "MACs", "ONNX size"]
     head += [f"latency b{b} p50 / p90 (ms)" for b in batches]
     lines = [f"# {title}", "", f"Task `{summary['task']}`, target `{target}` with {summary['threads']} threads.", ""]
+    if images and "waterfall" in images:
+        lines += [f"![What each stage changed]({images['waterfall']})", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in models:
         value = m["metric"]["value"] if m["metric"] else None
@@ -72,11 +79,65 @@ def render_markdown(summary: dict[str, Any], *, title: str, environment: dict[st
     quantized = [(m["name"], m["quant"]) for m in models if m.get("quant")]
     if quantized:
         lines += _quant_section(quantized)
-    env = environment
-    lines += ["", "## Environment", "", f"- CPU: {env.get('cpu')} ({env.get('cores')} cores)", f"- Python {env.get('python')}"]
-    lines += [f"- {k} {v}" for k, v in env.get("packages", {}).items() if v]
-    lines += ["", "Latency: per-call wall time after warm-up; p50 is the median, p90 the 90th percentile.", ""]
+    lines += _figures(images or {})
+    lines += _latency_section(models)
+    lines += _environment_section(environment)
     return "\n".join(lines)
+
+
+_CAPTIONS = {
+    "pareto": "Accuracy vs latency: every candidate the run produced",
+    "latency": "Latency distributions (per call)",
+    "parity": "Parity: how closely each deployed model reproduces its source",
+}
+
+
+def _figures(images: dict[str, str]) -> list[str]:
+    lines = []
+    for name, caption in _CAPTIONS.items():
+        if name in images:
+            lines += ["", f"## {caption}", "", f"![{caption}]({images[name]})"]
+    return lines
+
+
+def _latency_section(models: list[dict[str, Any]]) -> list[str]:
+    """Every latency measurement with its spread; noisy ones are marked, not hidden."""
+    rows = []
+    for m in models:
+        memory = m.get("memory") or {}
+        for target, per_batch in m["latency_ms"].items():
+            growth = (memory.get(target) or {}).get("rss_growth_mb")
+            for batch, s in per_batch.items():
+                if "p99" not in s:
+                    continue
+                noisy = "**noisy**" if s.get("noisy") else "ok"
+                mem = "n/a" if growth is None else f"{growth:.1f}"
+                rows.append(
+                    f"| `{m['name']}` | {target} | {batch} | {s['p50']:.4g} | {s['p90']:.4g} | {s['p99']:.4g} | "
+                    f"{s['mean']:.4g} ± {s['std']:.2g} | {s['throughput']:,.0f} | {100 * s['round_cv']:.1f}% {noisy} | {mem} |"
+                )
+    if not rows:
+        return []
+    head = "| model | target | batch | p50 (ms) | p90 | p99 | mean ± std | samples/s | round spread | RSS growth (MiB) |"
+    lines = ["", "## Latency", "", head, "|" + "---|" * 10, *rows]
+    lines += [
+        "",
+        "Per-call time after warm-up, in rounds (a fresh load of the model per round unless the target reloads slowly); "
+        "p50/p90/p99 over every call. Round spread is the robust coefficient of variation of the round medians; "
+        "above the threshold (default 5%) the measurement is marked noisy.",
+    ]
+    return lines
+
+
+def _environment_section(env: dict[str, Any]) -> list[str]:
+    lines = ["", "## Environment", "", f"- CPU: {env.get('cpu')} ({env.get('cores')} cores)", f"- Python {env.get('python')}"]
+    lines += [f"- {k} {v}" for k, v in env.get("packages", {}).items() if v]
+    for target, fp in (env.get("targets") or {}).items():
+        extra = f", precision {fp['precision_hint']}" if fp.get("precision_hint") else ""
+        lines.append(f"- target `{target}`: {fp.get('runtime')}, {fp.get('provider')}, {fp.get('threads')} threads{extra}")
+        if fp.get("cpu_flags"):
+            lines.append(f"  - CPU flags: {' '.join(fp['cpu_flags'])}")
+    return [*lines, ""]
 
 
 def _prune_section(name: str, prune: dict[str, Any], metric_name: str) -> list[str]:

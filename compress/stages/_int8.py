@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from compress.bench.runners import OrtCpuRunner
+from compress.bench.runners.ort import OrtCpuRunner
 from compress.context import RunContext
 from compress.errors import ArtifactError, RecipeError
 from compress.stages.export import agreement

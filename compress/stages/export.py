@@ -12,7 +12,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from compress.bench.runners import OrtCpuRunner
+from compress.bench.runners.ort import OrtCpuRunner
 from compress.config import ModelName, StageConfig
 from compress.context import RunContext
 from compress.errors import ArtifactError

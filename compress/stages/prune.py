@@ -30,7 +30,7 @@ from compress.stages.base import Stage, register_stage
 __all__ = ["Prune", "PruneConfig", "PruneTarget", "FinetuneConfig"]
 
 SLOW_SPEEDUP = 2.0  # warn when the MAC reduction is more than this many times the measured speedup
-QUICK_TIMING = TimingConfig(warmup=5, min_iters=20, min_time_s=0.2, max_iters=2000)
+QUICK_TIMING = TimingConfig(warmup=5, rounds=1, min_iters=20, min_time_s=0.2, max_iters=2000)
 
 
 class PruneTarget(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from compress.bench.runners import OrtCpuRunner
+from compress.bench.runners.ort import OrtCpuRunner
 from compress.config import ModelName, StageConfig
 from compress.context import ModelRecord, RunContext
 from compress.errors import DataError, RecipeError

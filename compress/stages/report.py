@@ -1,4 +1,6 @@
-"""`report`: `report.md` comparing every model of the run (metric, params, MACs, size, latency)."""
+"""`report`: report.md and a self-contained report.html comparing every model of the run (metric,
+params, MACs, size, latency, parity, float operators, environment) with figures. Same code as
+`edge-compress report RUN_DIR`."""
 
 from __future__ import annotations
 
@@ -6,10 +8,9 @@ from pydantic import Field
 
 from compress.config import ModelName, StageConfig
 from compress.context import RunContext
-from compress.fsio import write_text
 from compress.manifest import environment
-from compress.report.markdown import render_markdown
 from compress.report.summary import build_summary
+from compress.report.write import write_report
 from compress.stages.base import Stage, register_stage
 
 __all__ = ["Report"]
@@ -33,15 +34,23 @@ class Report(Stage):
         return [self.cfg.reference] if self.cfg.reference else []
 
     def run(self, ctx: RunContext, cfg: ReportConfig) -> RunContext:
-        summary = build_summary(ctx)
         title = cfg.title or f"Compression report: {ctx.task.name}"
-        path = ctx.out("report.md")
-        write_text(
-            path,
-            render_markdown(
-                summary, title=title, environment=environment(), reference=cfg.reference or ("teacher" if "teacher" in ctx.models else None)
-            ),
-        )
-        ctx.metrics["report"] = ctx.relative(path)
-        ctx.log(f"  report: {ctx.relative(path)}")
+        reference = cfg.reference or ("teacher" if "teacher" in ctx.models else None)
+        env = {**environment(), "targets": self._targets(ctx)}
+        md, html = write_report(build_summary(ctx), env, ctx.out("report.md").parent, title=title, reference=reference)
+        ctx.metrics["report"] = ctx.relative(md)
+        ctx.metrics["report_html"] = ctx.relative(html)
+        ctx.log(f"  report: {ctx.relative(md)}, {ctx.relative(html)}")
         return ctx
+
+    @staticmethod
+    def _targets(ctx: RunContext) -> dict:
+        """Environment fingerprints of the benchmarked targets, from the models' runner records."""
+        from compress.bench.fingerprint import fingerprint
+
+        runners = {}
+        for record in ctx.models.values():
+            runner = record.metrics.get("runner")
+            if runner:
+                runners.setdefault(runner["target"], fingerprint(runner))
+        return runners

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from compress.bench.runners import OrtCpuRunner
+from compress.bench.runners.ort import OrtCpuRunner
 from compress.errors import RecipeError
 from compress.models.spec import ModelSpec, build_model
 from compress.pipeline import Pipeline

@@ -62,6 +62,7 @@ STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
         "batch_sizes": ([0], "batch sizes must be >= 1"),
         "split": ("train", "'test' or 'val'"),
         "timing": ({"warmup": -1}, "timing.warmup"),
+        "targets": (["ort-gpu"], "unknown benchmark target 'ort-gpu'; did you mean"),
     },
     "report": {"title": (5, "valid string"), "reference": ("a/b", "should match pattern")},
     "prune": {
@@ -152,12 +153,16 @@ TIMING_CASES = {
     "min_iters": (2, "greater than or equal to 5"),
     "min_time_s": (-1, "greater than or equal to 0"),
     "max_iters": (1, "greater than or equal to 5"),
+    "warmup_time_s": (-1, "greater than or equal to 0"),
+    "rounds": (0, "greater than or equal to 1"),
+    "fresh_sessions": ("sometimes", "valid boolean"),
+    "noise_threshold": (0, "greater than 0"),
 }
 TOP_CASES = {
     "name": ("my run", "should match pattern"),
     "seed": ("zero", "valid integer"),
     "task": ({"name": "digitz"}, "unknown task 'digitz'"),
-    "target": ({"name": "gpu"}, "'ort-cpu'"),
+    "target": ({"name": "gpu"}, "unknown benchmark target 'gpu'"),
     "stages": ([], "at least 1 item"),
 }
 TASK_CASES = {
@@ -165,7 +170,13 @@ TASK_CASES = {
     "factory": ("no_colon", "module:function"),
     "options": ({"root": "x"}, "'options' apply to a 'factory' task"),
 }
-TARGET_CASES = {"name": ("gpu", "'ort-cpu'"), "threads": (0, "greater than or equal to 1")}
+TARGET_CASES = {
+    "name": ("openvino", "did you mean 'openvino-cpu'"),
+    "threads": (0, "greater than or equal to 1"),
+    "optimization": ("max", "'all', 'extended', 'basic' or 'disabled'"),
+    "precision": ("int8", "'f32', 'bf16' or 'f16'"),
+    "io_binding": ("maybe", "valid boolean"),
+}
 
 
 def _message(data: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress.bench.runners import OrtCpuRunner
+from compress.bench.runners.ort import OrtCpuRunner
 from compress.errors import ModelError
 from compress.models.zoo import cnn1d, mobilenet_v2, resnet_cnn
 from compress.quant import float_ops

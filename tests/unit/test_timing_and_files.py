@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from compress.bench.timing import TimingConfig, measure, summarize
+from compress.bench.memory import peak_rss
+from compress.bench.timing import TimingConfig, measure, robust_cv, summarize
 from compress.fsio import atomic_path, sha256_file, write_json
 
 
@@ -16,10 +17,42 @@ def test_summarize_percentiles_and_spread():
     assert stats["n"] == 100
 
 
-def test_measure_warms_up_then_times_at_least_min_iters():
+def test_measure_warms_up_then_times_at_least_min_iters_per_round():
     calls = []
-    stats = measure(lambda: calls.append(1), TimingConfig(warmup=3, min_iters=20, min_time_s=0, max_iters=1000))
-    assert stats["n"] == 20 and len(calls) == 23
+    cfg = TimingConfig(warmup=3, warmup_time_s=0, rounds=2, min_iters=20, min_time_s=0, max_iters=1000)
+    stats = measure(lambda: calls.append(1), cfg)
+    assert stats["n"] == 40 and len(calls) == 43 and len(stats["round_p50"]) == 2
+
+
+def test_summarize_tail_throughput_and_round_medians():
+    rounds = [np.full(100, 2.0), np.full(100, 2.0)]
+    rounds[0][-1] = 50.0  # one slow call: in p99's reach, not the median's
+    stats = summarize(rounds, batch_size=8)
+    assert stats["p50"] == 2.0 and stats["p99"] == pytest.approx(2.0) and stats["quantiles"][-1] == 50.0
+    assert stats["throughput"] == pytest.approx(8 * 200 / ((199 * 2.0 + 50.0) / 1000))
+    assert stats["round_p50"] == [2.0, 2.0] and not stats["noisy"]
+
+
+def test_noisy_flag_follows_the_spread_of_round_medians_not_one_bad_round():
+    steady = [np.full(50, 1.0 + 0.01 * i) for i in range(8)] + [np.full(50, 3.0)]  # one disturbed round
+    assert not summarize(steady)["noisy"]
+    drifting = [np.full(50, 1.0 + 0.1 * i) for i in range(9)]
+    stats = summarize(drifting)
+    assert stats["noisy"] and stats["round_cv"] > 0.05
+    one_round = summarize(np.concatenate([np.full(50, 1.0), np.full(50, 2.0)]))  # blocks of one round show the drift
+    assert one_round["noisy"]
+
+
+def test_robust_cv_matches_std_for_normal_data():
+    values = np.random.default_rng(0).normal(100, 5, 20000)
+    assert robust_cv(values) == pytest.approx(0.05, rel=0.05)
+
+
+def test_peak_rss_sees_an_allocation_inside_the_window():
+    with peak_rss() as m:
+        block = np.ones(64 * 1024**2 // 8)  # 64 MiB, touched
+        block[::512] = 2.0
+    assert m.peak_mb >= m.start_mb and m.growth_mb > 40, (m, block.sum() > 0)
 
 
 def test_atomic_write_keeps_old_content_when_writing_fails(tmp_path):

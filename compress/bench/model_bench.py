@@ -1,0 +1,164 @@
+"""Measure one model file on one target: latency per batch size (with memory), and the task metric
+through the same runtime when a task is given. Used by `edge-compress bench` and `regress`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from compress.bench.fingerprint import fingerprint
+from compress.bench.memory import peak_rss
+from compress.bench.runners import Loaded, ModelSource, Runner, Sessions, TargetSpec, make_runner
+from compress.bench.runners.pytorch import load_pt2
+from compress.bench.timing import TimingConfig, measure_rounds
+from compress.context import TaskSpec
+from compress.errors import ArtifactError, DataError, ModelError
+from compress.fsio import sha256_file
+
+__all__ = ["BenchSettings", "bench_model", "model_source", "sample_shape", "inputs_for", "measure_sessions", "evaluate"]
+
+REGRESS_TIMING = TimingConfig(warmup=20, rounds=10, min_iters=20, min_time_s=0.1)
+
+
+class BenchSettings(BaseModel):
+    """How a model is measured; a baseline stores these so `regress` measures the same way."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: TargetSpec = Field(default_factory=TargetSpec)
+    batch_sizes: list[int] = Field([1], min_length=1, description="batch sizes to time")
+    timing: TimingConfig = Field(REGRESS_TIMING)
+    task: TaskSpec | None = Field(None, description="task whose inputs are timed and whose metric is computed")
+    split: Literal["test", "val"] = "test"
+    input_shape: tuple[int, ...] | None = Field(None, description="per-sample input shape when there is no task")
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _positive(cls, sizes: list[int]) -> list[int]:
+        if any(b < 1 for b in sizes):
+            raise ValueError("batch sizes must be >= 1")
+        return sizes
+
+
+def model_source(path: str | Path) -> ModelSource:
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"model file {path} does not exist", fix="give the path of an .onnx (or .pt2) file")
+    if path.suffix == ".pt2":
+        return ModelSource(label=path.name, module=load_pt2(path))
+    if path.suffix != ".onnx":
+        raise ArtifactError(
+            f"{path}: expected an .onnx file (or a torch.export .pt2 for torch-* targets), got {path.suffix or 'no suffix'!r}"
+        )
+    return ModelSource(label=path.name, onnx=path)
+
+
+def _onnx_sample_shape(path: Path) -> tuple[int, ...] | None:
+    """The per-sample input shape declared by an ONNX file, or None when a non-batch dim is symbolic."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as err:  # onnx raises DecodeError and friends
+        raise ArtifactError(
+            f"{path} is not a readable ONNX file ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        ) from None
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    dims = inputs[0].type.tensor_type.shape.dim[1:]
+    return tuple(d.dim_value for d in dims) if all(d.dim_value > 0 for d in dims) else None
+
+
+def sample_shape(path: Path, settings: BenchSettings, task_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The per-sample input shape: the task's, else --input-shape, else the ONNX file's own."""
+    declared = _onnx_sample_shape(path) if path.suffix == ".onnx" else None
+    shape = task_shape or settings.input_shape or declared
+    if shape is None:
+        raise DataError(f"{path.name}: cannot tell the input shape", fix="give --task or --input-shape (per sample, e.g. 1,8,8)")
+    if declared is not None and tuple(shape) != declared:
+        raise DataError(f"{path.name} takes inputs of shape {declared} per sample, not {tuple(shape)}", fix="check --task/--input-shape")
+    return tuple(shape)
+
+
+def inputs_for(shape: tuple[int, ...], batch_size: int, task=None, split: str = "test") -> np.ndarray:
+    """Real task inputs when a task is given (timing can depend on values), else seeded random normals."""
+    if task is not None:
+        return task.full_batch(batch_size, split).numpy()
+    return np.random.default_rng(0).standard_normal((batch_size, *shape)).astype(np.float32)
+
+
+def measure_sessions(sessions: Sessions, x: np.ndarray, timing: TimingConfig) -> dict[str, Any]:
+    """Latency statistics of `x` through `sessions` (a fresh load per round when configured), with the
+    device's peak memory where the runtime reports it."""
+    peaks: list[int] = []
+
+    def prepare():
+        if peaks or sessions.current is not None:
+            _note_peak(sessions.current, peaks)
+        loaded = sessions.next()
+        if sessions.loads == 1 and not peaks:
+            _try(loaded, x, sessions.source.label)
+        loaded.reset_device_peak()
+        return loaded.prepare(x), loaded.clock
+
+    stats = measure_rounds(prepare, timing, batch_size=len(x))
+    _note_peak(sessions.current, peaks)
+    stats["device_peak_mb"] = max(peaks) / 1024**2 if peaks else None
+    stats["loads"] = sessions.loads
+    return stats
+
+
+def _try(loaded: Loaded, x: np.ndarray, label: str) -> None:
+    """One untimed call, so that a model that cannot take these inputs is a one-line error."""
+    try:
+        loaded(x)
+    except Exception as err:  # runtimes raise their own types
+        first = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        raise ModelError(
+            f"{label} fails on inputs of shape {tuple(x.shape)}: {first}", fix="check the input shape and batch dimension"
+        ) from None
+
+
+def _note_peak(loaded: Loaded | None, peaks: list[int]) -> None:
+    peak = loaded.device_peak_bytes() if loaded is not None else None
+    if peak is not None:
+        peaks.append(peak)
+
+
+def evaluate(loaded: Loaded, task, split: str, spec: TaskSpec | None) -> dict[str, Any]:
+    scores = task.evaluate(loaded, split)
+    name = task.metric.name
+    return {
+        "name": name,
+        "value": scores[name],
+        "split": split,
+        "higher_is_better": task.metric.higher_is_better,
+        "task": spec.model_dump(exclude_defaults=True) if spec else None,
+    }
+
+
+def bench_model(model: str | Path, settings: BenchSettings, *, runner: Runner | None = None) -> dict[str, Any]:
+    """Latency per batch size, peak memory and (with a task) the metric of `model` on `settings.target`."""
+    path = Path(model)
+    source = model_source(path)
+    task = settings.task.load() if settings.task else None
+    shape = sample_shape(path, settings, task.input_shape if task else None)
+    runner = runner or make_runner(settings.target)
+    sessions = Sessions(runner, source, fresh=settings.timing.fresh_sessions)
+    with peak_rss() as rss:
+        latency = {
+            str(b): measure_sessions(sessions, inputs_for(shape, b, task, settings.split), settings.timing) for b in settings.batch_sizes
+        }
+    info = runner.describe()
+    return {
+        "model": {"path": str(path), "sha256": sha256_file(path), "input_shape": list(shape)},
+        "settings": settings.model_dump(mode="json"),
+        "runner": info,
+        "fingerprint": fingerprint(info),
+        "latency": latency,
+        "memory": {"peak_rss_mb": rss.peak_mb, "rss_growth_mb": rss.growth_mb, "scope": rss.scope},
+        "metric": evaluate(sessions.next(), task, settings.split, settings.task) if task else None,
+    }

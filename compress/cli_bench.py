@@ -1,0 +1,197 @@
+"""`edge-compress bench` and `edge-compress regress`: measure a model file, save a baseline, and fail
+CI on a latency (or metric) regression. Parsing and printing only; the work is in compress.bench."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from compress.errors import RecipeError
+
+__all__ = ["add_commands"]
+
+BENCH_EPILOG = """\
+targets: ort-cpu, ort-cuda, ort-tensorrt, openvino-cpu (ONNX files); torch-cpu, torch-compile, torch-cuda,
+torch-cuda-compile (torch.export .pt2 files). A target this machine cannot run is an error naming what to install.
+
+examples:
+  edge-compress bench student.onnx                              latency at batch 1 on ONNX Runtime CPU
+  edge-compress bench student.onnx --task digits --batch-sizes 1 32 --save-baseline perf/student.json
+  edge-compress bench student.onnx --target openvino-cpu --threads 1
+
+statistics: each of --rounds rounds times calls until --min-time and 20 calls; p50/p90/p99 are over all calls;
+a result is flagged noisy when the round medians vary by more than 5%.
+"""
+
+REGRESS_EPILOG = """\
+examples:
+  edge-compress regress student.onnx --baseline perf/student.json --max-slowdown 10% --junit regress.xml
+  edge-compress regress new.onnx --reference old.onnx --max-slowdown 5% --task digits --max-metric-drop 0.005
+
+A check fails when the model is slower with statistical support (bootstrap confidence interval of the
+ratio of medians entirely above 1, rank test p < --alpha) AND by more than --max-slowdown. --reference times
+both models interleaved in one process, so machine noise hits both alike; it needs no stored baseline.
+
+exit codes: 0 no regression, 1 regression, 2 bad input (missing or corrupt baseline, unknown target).
+"""
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("how to measure")
+    g.add_argument("--target", default="ort-cpu", help="runtime and device (default: ort-cpu)")
+    g.add_argument("--threads", type=int, help="intra-op CPU threads (default: all cores)")
+    g.add_argument("--optimization", default="all", help="ONNX Runtime graph optimization: all, extended, basic, disabled")
+    g.add_argument("--precision", default="f32", help="OpenVINO inference precision hint: f32, bf16, f16")
+    g.add_argument("--batch-sizes", type=int, nargs="+", default=[1], metavar="N", help="batch sizes to time (default: 1)")
+    g.add_argument("--rounds", type=int, default=10, help="measuring rounds (default: 10; comparisons need >= 6)")
+    g.add_argument("--min-time", type=float, default=0.1, metavar="S", help="seconds of timed calls per round (default: 0.1)")
+    g.add_argument("--warmup", type=int, default=20, help="untimed calls first (default: 20)")
+    g.add_argument("--task", help="built-in task (digits, mnist1d, diabetes) or 'module:function': real inputs and the metric")
+    g.add_argument("--split", default="test", help="split for inputs and metric: test or val (default: test)")
+    g.add_argument("--input-shape", help="per-sample input shape without a task, e.g. 1,8,8 (default: from the ONNX file)")
+
+
+def _settings(args: argparse.Namespace):
+    from compress.bench.model_bench import BenchSettings
+    from compress.recipe import format_validation_error
+
+    try:
+        shape = tuple(int(d) for d in args.input_shape.split(",")) if args.input_shape else None
+    except ValueError:
+        raise RecipeError(f"--input-shape {args.input_shape!r} is not a list of integers", fix="write it like 1,8,8") from None
+    task = None
+    if args.task:
+        task = {"factory": args.task} if ":" in args.task else {"name": args.task}
+    data: dict[str, Any] = {
+        "target": {"name": args.target, "threads": args.threads, "optimization": args.optimization, "precision": args.precision},
+        "batch_sizes": args.batch_sizes,
+        "timing": {"warmup": args.warmup, "rounds": args.rounds, "min_time_s": args.min_time},
+        "task": task,
+        "split": args.split,
+        "input_shape": shape,
+    }
+    try:
+        return BenchSettings.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        option = _OPTIONS.get(first["loc"][-1] if first["loc"][-1] in _OPTIONS else first["loc"][0], "an option")
+        raise RecipeError(
+            f"{option}: {format_validation_error(first, BenchSettings)}", fix=f"see edge-compress {args.command} --help"
+        ) from None
+
+
+_OPTIONS = {
+    "name": "--target",
+    "threads": "--threads",
+    "optimization": "--optimization",
+    "precision": "--precision",
+    "batch_sizes": "--batch-sizes",
+    "rounds": "--rounds",
+    "min_time_s": "--min-time",
+    "warmup": "--warmup",
+    "task": "--task",
+    "factory": "--task",
+    "split": "--split",
+    "input_shape": "--input-shape",
+}
+
+
+def add_commands(sub: argparse._SubParsersAction) -> dict[str, Any]:
+    bench = sub.add_parser(
+        "bench",
+        help="measure a model's latency (and metric); save a baseline",
+        description="Measure latency (p50/p90/p99, throughput, memory) of an ONNX or .pt2 file on a target.",
+        epilog=BENCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("model", type=Path, help="model file: .onnx, or .pt2 for torch-* targets")
+    _settings_args(bench)
+    bench.add_argument("--save-baseline", type=Path, metavar="FILE", help="write the measurement as a baseline for 'regress'")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="write the full measurement as JSON")
+
+    regress = sub.add_parser(
+        "regress",
+        help="fail (exit 1) when a model got slower than a baseline or reference",
+        description="Latency regression test against a stored baseline or a reference model.",
+        epilog=REGRESS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    regress.add_argument("model", type=Path, help="model file to test")
+    against = regress.add_mutually_exclusive_group(required=True)
+    against.add_argument("--baseline", type=Path, metavar="FILE", help="baseline from 'bench --save-baseline' (its settings are reused)")
+    against.add_argument("--reference", type=Path, metavar="MODEL", help="model to compare with, timed interleaved now")
+    regress.add_argument("--max-slowdown", required=True, metavar="PCT", help="tolerated slowdown, e.g. 10%% or 0.1")
+    regress.add_argument("--max-metric-drop", type=float, metavar="X", help="tolerated metric drop in its units (0.01 = 1 accuracy point)")
+    regress.add_argument("--alpha", type=float, default=0.05, help="significance level of the rank test (default: 0.05)")
+    regress.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML for CI")
+    regress.add_argument("--strict-environment", action="store_true", help="a machine unlike the baseline's is an error, not a warning")
+    _settings_args(regress)
+    return {"bench": _bench, "regress": _regress}
+
+
+def _fmt(stats: dict[str, Any]) -> str:
+    noisy = "  NOISY" if stats["noisy"] else ""
+    return (
+        f"p50 {stats['p50']:.4g}  p90 {stats['p90']:.4g}  p99 {stats['p99']:.4g}  mean {stats['mean']:.4g} ± {stats['std']:.2g} ms  "
+        f"cv {stats['cv']:.2f}  {stats['throughput']:,.0f}/s  (n={stats['n']}, rounds vary {100 * stats['round_cv']:.1f}%){noisy}"
+    )
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from compress.bench.baseline import save_baseline
+    from compress.bench.model_bench import bench_model
+    from compress.fsio import write_json
+
+    result = bench_model(args.model, _settings(args))
+    r = result["runner"]
+    print(f"{args.model}  on {r['target']} ({r['runtime']}, {r['provider']}, {r['threads']} threads)")
+    for batch, stats in result["latency"].items():
+        print(f"  batch {batch:>4}: {_fmt(stats)}")
+    mem = result["memory"]
+    print(f"  memory: peak RSS {mem['peak_rss_mb']:.0f} MiB ({mem['scope']}), +{mem['rss_growth_mb']:.1f} MiB while loading and running")
+    if result["metric"]:
+        m = result["metric"]
+        print(f"  {m['name']} ({m['split']}): {m['value']:.4f}")
+    if any(s["noisy"] for s in result["latency"].values()):
+        print("warning: noisy measurement; close other work, pin --threads, or raise --rounds/--min-time", file=sys.stderr)
+    if args.json:
+        write_json(args.json, result)
+    if args.save_baseline:
+        save_baseline(result, args.save_baseline, command=shlex.join(["edge-compress", *sys.argv[1:]]))
+        print(f"baseline: {args.save_baseline}")
+    return 0
+
+
+def _regress(args: argparse.Namespace) -> int:
+    from compress.bench.baseline import load_baseline
+    from compress.bench.junit import write_junit
+    from compress.bench.regress import against_baseline, against_reference, parse_fraction
+
+    slowdown = parse_fraction(args.max_slowdown)
+    if args.baseline:
+        baseline = load_baseline(args.baseline)
+        result = against_baseline(
+            args.model,
+            baseline,
+            baseline_path=str(args.baseline),
+            max_slowdown=slowdown,
+            max_metric_drop=args.max_metric_drop,
+            alpha=args.alpha,
+            strict_environment=args.strict_environment,
+        )
+    else:
+        result = against_reference(
+            args.model, args.reference, _settings(args), max_slowdown=slowdown, max_metric_drop=args.max_metric_drop, alpha=args.alpha
+        )
+    for line in result.lines():
+        print(line)
+    if args.junit:
+        write_junit(result, args.junit)
+        print(f"junit: {args.junit}")
+    print(f"{'no regression' if result.passed else 'REGRESSION'}: {args.model} vs {result.against}")
+    return result.exit_code

@@ -1,0 +1,254 @@
+"""The report's figures, drawn with matplotlib from the run summary (pure data in, PNG bytes out):
+a per-stage waterfall, the accuracy-latency Pareto plot, latency distributions and parity."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+__all__ = ["waterfall", "pareto", "distributions", "parity", "render_all", "pareto_front"]
+
+_GOOD, _BAD, _FIRST = "#2a9d8f", "#e76f51", "#8d99ae"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; set before pyplot is imported
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _quantities(summary: dict[str, Any]) -> list[tuple[str, str, bool, list[float | None]]]:
+    """(title, unit, lower is better, value per model) for every panel of the waterfall."""
+    models = summary["models"]
+    metric = next((m["metric"] for m in models if m["metric"]), None)
+    rows: list[tuple[str, str, bool, list[float | None]]] = [
+        ("parameters", "", True, [m["params"] for m in models]),
+        ("MACs per sample", "", True, [m["macs"] for m in models]),
+        ("ONNX size", "KiB", True, [m["size_bytes"] and m["size_bytes"] / 1024 for m in models]),
+    ]
+    if metric:
+        higher = metric["name"] not in ("mse", "mae", "loss")
+        rows.append((f"{metric['name']} ({metric['split']})", "", not higher, [m["metric"] and m["metric"]["value"] for m in models]))
+    for target, batch in _latency_keys(models):
+        values = [(m["latency_ms"].get(target, {}).get(batch) or {}).get("p50") for m in models]
+        rows.append((f"latency p50, {target}, batch {batch}", "ms", True, values))
+    return rows
+
+
+def _latency_keys(models: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    keys: list[tuple[str, str]] = []
+    for m in models:
+        for target, per_batch in m["latency_ms"].items():
+            keys += [(target, b) for b in per_batch if (target, b) not in keys]
+    return keys
+
+
+def waterfall(summary: dict[str, Any]) -> bytes:
+    """One panel per quantity; models in the order the run made them. Each bar floats from the previous
+    model's value to this model's, green where it improved and red where it got worse."""
+    plt = _plt()
+    names = [m["name"] for m in summary["models"]]
+    panels = [q for q in _quantities(summary) if any(v is not None for v in q[3])]
+    metric_title = next((m["metric"]["name"] for m in summary["models"] if m["metric"]), "\0")
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.2 * rows), squeeze=False)
+    for ax, (title, unit, lower_better, values) in zip(axes.flat, panels, strict=False):
+        _waterfall_panel(ax, names, values, lower_better, zero_based=not title.startswith(metric_title))
+        ax.set_title(title + (f" ({unit})" if unit else ""), fontsize=9)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle("What each stage changed (green: better, red: worse than the model before)", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _waterfall_panel(ax, names: list[str], values: list[float | None], lower_better: bool, *, zero_based: bool) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    known = [v for v in values if v is not None]
+    first, prev = known[0], None
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if prev is None:
+            ax.bar(i, v, color=_FIRST)
+        else:
+            better = (v < prev) == lower_better or v == prev
+            ax.bar(i, v - prev, bottom=prev, color=_GOOD if better else _BAD)
+            ax.plot([i - 1.4, i + 0.4], [prev, prev], color="#555", lw=0.6, ls=":")
+        label = _short(v) if prev is None or not zero_based or not first else f"{_short(v)} ({v / first:.2f}x)"
+        ax.annotate(label, (i, v), ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
+        prev = v
+    lo, hi = min(known), max(known)
+    if zero_based:
+        ax.set_ylim(0, hi * 1.22 if hi > 0 else 1)
+    else:  # a metric: zoom on the values so a one-point change is visible
+        pad = max(hi - lo, abs(hi) * 0.002, 1e-6)
+        ax.set_ylim(lo - pad, hi + 0.6 * pad)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+
+
+def _short(v: float) -> str:
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if abs(v) >= 1e3:
+        return f"{v / 1e3:.1f}k"
+    return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
+
+
+def _log_x(ax) -> None:
+    """Log scale with plain tick labels (0.03, not 3x10^-2)."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.1e}"[0] in "25" else ""))
+    ax.tick_params(axis="x", which="both", labelsize=7)
+
+
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:
+    """Indices of the points no other point beats on both latency (lower) and metric."""
+    sign = 1 if higher_is_better else -1
+    front = []
+    for i, (lat, met) in enumerate(points):
+        dominated = any(
+            (lat2 <= lat and sign * met2 >= sign * met) and (lat2 < lat or sign * met2 > sign * met)
+            for j, (lat2, met2) in enumerate(points)
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def pareto(summary: dict[str, Any], target: str, batch: str) -> bytes | None:
+    """Metric (test, through the runtime) against p50 latency for every benchmarked model; pruning
+    steps (validation metric, timed while pruning) in a separate series; the front joined by a line."""
+    plt = _plt()
+    models = [m for m in summary["models"] if m["metric"] and (m["latency_ms"].get(target) or {}).get(batch)]
+    if not models:
+        return None
+    metric = models[0]["metric"]["name"]
+    higher = metric not in ("mse", "mae", "loss")
+    points = [(m["latency_ms"][target][batch]["p50"], m["metric"]["value"]) for m in models]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.scatter(*zip(*points, strict=True), s=40, color="#264653", zorder=3, label=f"models ({models[0]['metric']['split']} {metric})")
+    for m, (x, y) in zip(models, points, strict=True):
+        ax.annotate(m["name"], (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    front = pareto_front(points, higher)
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color=_GOOD, lw=1.2, zorder=2, label="Pareto front")
+    for m in summary["models"]:
+        curve = (m.get("prune") or {}).get("curve") or []
+        pts = [(p["latency_ms"]["p50"], p.get(f"val_{metric}")) for p in curve if p.get(f"val_{metric}") is not None]
+        if pts:
+            ax.scatter(
+                *zip(*pts, strict=True),
+                s=14,
+                marker="x",
+                color=_BAD,
+                zorder=2,
+                label=f"pruning steps of {m['name']} (val, batch {curve[0]['latency_ms']['batch_size']})",
+            )
+    _log_x(ax)
+    ax.set_xlabel(f"latency p50 (ms, {target}, batch {batch}, log scale)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs latency: every candidate of the run", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def distributions(summary: dict[str, Any]) -> bytes | None:
+    """Empirical distribution (from the stored percentiles) of per-call latency, one panel per target
+    and batch size: a curve far to the right of its median means a long tail."""
+    plt = _plt()
+    keys = _latency_keys(summary["models"])
+    if not keys:
+        return None
+    cols = min(2, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.4 * cols, 3.4 * rows), squeeze=False)
+    for ax, (target, batch) in zip(axes.flat, keys, strict=False):
+        for m in summary["models"]:
+            stats = m["latency_ms"].get(target, {}).get(batch)
+            if not stats or not stats.get("quantiles"):
+                continue
+            q = np.asarray(stats["quantiles"])
+            flag = " (noisy)" if stats.get("noisy") else ""
+            ax.plot(q, np.linspace(0, 100, len(q)), label=f"{m['name']}: p50 {stats['p50']:.3g}, p99 {stats['p99']:.3g}{flag}")
+        _log_x(ax)
+        ax.set_xlabel("latency per call (ms, log scale)")
+        ax.set_ylabel("percentile")
+        ax.set_title(f"{target}, batch {batch}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def parity(summary: dict[str, Any]) -> bytes | None:
+    """Largest output difference from the model's PyTorch (or FP32) counterpart, log scale, with the
+    top-1 agreement written on each bar."""
+    plt = _plt()
+    rows = []
+    for m in summary["models"]:
+        if m["parity"]:
+            rows.append((f"{m['name']}\nONNX vs PyTorch", m["parity"]))
+        close = (m.get("quant") or {}).get("vs_fp32_onnx") or (m.get("quant") or {}).get("vs_fake_quant")
+        if close:
+            rows.append((f"{m['name']}\nINT8 vs {'FP32 ONNX' if 'vs_fp32_onnx' in m['quant'] else 'fake-quant'}", close))
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(max(4.8, 1.3 * len(rows)), 3.4))
+    values = [max(r["max_abs_diff"], 1e-12) for _, r in rows]
+    ax.bar(range(len(rows)), values, color="#457b9d")
+    for i, (_, r) in enumerate(rows):
+        agree = f"top-1 {r['top1_agreement']:.4f}" if "top1_agreement" in r else ""
+        ax.annotate(
+            f"{r['max_abs_diff']:.1e}\n{agree}",
+            (i, values[i]),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            xytext=(0, 2),
+            textcoords="offset points",
+        )
+    ax.set_yscale("log")
+    ax.set_ylim(min(values) / 100, max(values) * 30)  # bars rooted well below the smallest value, so heights compare
+    ax.set_xticks(range(len(rows)), [name for name, _ in rows], fontsize=7)
+    ax.set_ylabel("max abs output difference")
+    ax.set_title("Parity: deployed model vs its source, on real test inputs", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def render_all(summary: dict[str, Any]) -> dict[str, bytes]:
+    """Every figure that has data: {'waterfall': png, ...}."""
+    keys = _latency_keys(summary["models"])
+    target, batch = next(((t, b) for t, b in keys if t == summary["target"]), keys[0] if keys else (summary["target"], "1"))
+    figures = {
+        "waterfall": waterfall(summary),
+        "pareto": pareto(summary, target, batch),
+        "latency": distributions(summary),
+        "parity": parity(summary),
+    }
+    return {name: png for name, png in figures.items() if png is not None}

@@ -1,0 +1,105 @@
+"""Write a report folder: report.md (figures as PNG files beside it) and a self-contained report.html
+(the same Markdown rendered to HTML, figures embedded as data URIs). The `report` stage and
+`edge-compress report RUN_DIR` both call `write_report`; the latter rebuilds the summary from the
+run's manifest, so nothing is re-run."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from compress.fsio import atomic_path, write_text
+from compress.report.markdown import render_markdown
+from compress.report.plots import render_all
+
+__all__ = ["write_report", "write_run_report", "load_run", "render_html"]
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body { font: 14px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em; color: #1d2433; }
+ h1 { font-size: 1.6em; border-bottom: 2px solid #264653; padding-bottom: .2em; }
+ h2 { font-size: 1.2em; margin-top: 1.8em; color: #264653; }
+ table { border-collapse: collapse; margin: .6em 0; font-size: 12.5px; }
+ th, td { border: 1px solid #d0d6e0; padding: 3px 7px; text-align: left; }
+ th { background: #eef2f6; } tr:nth-child(even) td { background: #f8fafc; }
+ code { background: #f1f3f5; padding: 0 3px; border-radius: 3px; }
+ img { max-width: 100%; border: 1px solid #e3e7ee; }
+ blockquote { border-left: 4px solid #e76f51; margin: .5em 0; padding: .2em .8em; background: #fff5f1; }
+ footer { margin-top: 3em; color: #6b7280; font-size: 12px; }
+</style></head>
+<body>
+{{ body }}
+<footer>Written by edge-compress {{ version }}. Self-contained: figures are embedded.</footer>
+</body></html>
+"""
+
+
+def render_html(markdown_text: str, title: str) -> str:
+    import jinja2
+    import markdown
+
+    from compress import __version__
+
+    body = markdown.markdown(markdown_text, extensions=["tables", "fenced_code"])
+    template = jinja2.Environment(autoescape=True).from_string(_PAGE)
+    return template.render(title=title, body=jinja2.filters.Markup(body), version=__version__)
+
+
+def write_report(summary: dict[str, Any], environment: dict[str, Any], folder: Path, *, title: str, reference: str | None) -> list[Path]:
+    """report.md, plots/*.png and report.html in `folder`; returns the two report paths."""
+    figures = render_all(summary)
+    for name, png in figures.items():
+        with atomic_path(folder / "plots" / f"{name}.png") as tmp:
+            tmp.write_bytes(png)
+    linked = {name: f"plots/{name}.png" for name in figures}
+    embedded = {name: "data:image/png;base64," + base64.b64encode(png).decode() for name, png in figures.items()}
+    md_path, html_path = folder / "report.md", folder / "report.html"
+    write_text(md_path, render_markdown(summary, title=title, environment=environment, reference=reference, images=linked))
+    html_md = render_markdown(summary, title=title, environment=environment, reference=reference, images=embedded)
+    write_text(html_path, render_html(html_md, title))
+    return [md_path, html_path]
+
+
+def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(summary, environment) of a run folder, rebuilt from its manifest's recorded model changes."""
+    from compress.bench.runners import TargetSpec
+    from compress.context import ModelRecord
+    from compress.errors import ArtifactError
+    from compress.manifest import Manifest
+    from compress.pipeline import MANIFEST
+    from compress.report.summary import summary_of
+
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(
+            f"{run_dir} is not a run folder (no {MANIFEST})", fix="give the folder 'edge-compress run' wrote, e.g. runs/digits_edge"
+        )
+    manifest = Manifest.load(path)
+    records: dict[str, ModelRecord] = {}
+    environment = dict(manifest.environment)
+    for stage in manifest.stages:
+        for name, data in stage.models.items():
+            records[name] = ModelRecord.model_validate(data)
+        if stage.type == "benchmark" and "environment" in stage.metrics:
+            environment["targets"] = stage.metrics["environment"]
+    task = manifest.recipe.get("task", {})
+    target = TargetSpec.model_validate(manifest.recipe.get("target") or {})
+    return summary_of(task.get("name") or task.get("factory") or "custom", target, records.values()), environment
+
+
+def write_run_report(run_dir: str | Path, *, out: Path | None = None, title: str | None = None, reference: str | None = None) -> list[Path]:
+    summary, environment = load_run(Path(run_dir))
+    names = [m["name"] for m in summary["models"]]
+    if reference is not None and reference not in names:
+        from compress.errors import RecipeError
+        from compress.registry import did_you_mean
+
+        raise RecipeError(
+            f"--reference {reference!r} is not a model of this run; {did_you_mean(reference, names)}models: {', '.join(names)}"
+        )
+    reference = reference or ("teacher" if "teacher" in names else None)
+    title = title or f"Compression report: {summary['task']}"
+    return write_report(summary, environment, out or Path(run_dir) / "report", title=title, reference=reference)
