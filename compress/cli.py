@@ -112,6 +112,8 @@ def _run(args: argparse.Namespace) -> int:
     for stage in manifest.stages:
         if stage.type == "report":
             print(f"report: {out / stage.metrics['report']}")
+            if "report_html" in stage.metrics:
+                print(f"report (HTML, self-contained): {out / stage.metrics['report_html']}")
     return 0
 
 

@@ -48,7 +48,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimization", default="all", help="ONNX Runtime graph optimization: all, extended, basic, disabled")
     g.add_argument("--precision", default="f32", help="OpenVINO inference precision hint: f32, bf16, f16")
     g.add_argument("--batch-sizes", type=int, nargs="+", default=[1], metavar="N", help="batch sizes to time (default: 1)")
-    g.add_argument("--rounds", type=int, default=10, help="measuring rounds (default: 10; comparisons need >= 6)")
+    g.add_argument("--rounds", type=int, default=15, help="measuring rounds, each on a fresh load (default: 15; comparisons need >= 6)")
     g.add_argument("--min-time", type=float, default=0.1, metavar="S", help="seconds of timed calls per round (default: 0.1)")
     g.add_argument("--warmup", type=int, default=20, help="untimed calls first (default: 20)")
     g.add_argument("--task", help="built-in task (digits, mnist1d, diabetes) or 'module:function': real inputs and the metric")

@@ -12,6 +12,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["pytester"]  # runs a user-style test suite against the latency_regression fixture
+
 TINY: dict[str, Any] = {
     "name": "tiny",
     "seed": 0,

@@ -20,7 +20,7 @@ from compress.fsio import sha256_file
 
 __all__ = ["BenchSettings", "bench_model", "model_source", "sample_shape", "inputs_for", "measure_sessions", "evaluate"]
 
-REGRESS_TIMING = TimingConfig(warmup=20, rounds=10, min_iters=20, min_time_s=0.1)
+REGRESS_TIMING = TimingConfig(warmup=20, rounds=15, min_iters=20, min_time_s=0.1)
 
 
 class BenchSettings(BaseModel):
@@ -94,12 +94,13 @@ def measure_sessions(sessions: Sessions, x: np.ndarray, timing: TimingConfig) ->
     """Latency statistics of `x` through `sessions` (a fresh load per round when configured), with the
     device's peak memory where the runtime reports it."""
     peaks: list[int] = []
+    loads_before = sessions.loads
 
     def prepare():
         if peaks or sessions.current is not None:
             _note_peak(sessions.current, peaks)
         loaded = sessions.next()
-        if sessions.loads == 1 and not peaks:
+        if sessions.loads == loads_before + 1:  # the first round of this measurement
             _try(loaded, x, sessions.source.label)
         loaded.reset_device_peak()
         return loaded.prepare(x), loaded.clock
@@ -107,7 +108,7 @@ def measure_sessions(sessions: Sessions, x: np.ndarray, timing: TimingConfig) ->
     stats = measure_rounds(prepare, timing, batch_size=len(x))
     _note_peak(sessions.current, peaks)
     stats["device_peak_mb"] = max(peaks) / 1024**2 if peaks else None
-    stats["loads"] = sessions.loads
+    stats["loads"] = sessions.loads - loads_before
     return stats
 
 
@@ -136,6 +137,7 @@ def evaluate(loaded: Loaded, task, split: str, spec: TaskSpec | None) -> dict[st
         "value": scores[name],
         "split": split,
         "higher_is_better": task.metric.higher_is_better,
+        "scores": scores,
         "task": spec.model_dump(exclude_defaults=True) if spec else None,
     }
 

@@ -93,7 +93,8 @@ class Benchmark(Stage):
             metrics[runner.target] = evaluate(sessions.next(), ctx.task, cfg.split, None)
         primary = next(iter(metrics.values()), None)
         result.update(metric=primary and {k: primary[k] for k in ("name", "value", "split")}, metric_by_target=metrics, latency_ms=latency)
-        result.update(memory=memory, skipped_targets=skipped, runner=runners[0].describe())
+        result.update(scores=primary and primary["scores"], memory=memory, skipped_targets=skipped)
+        result.update(runner=runners[0].describe(), runners={r.target: r.describe() for r in runners})
         ctx.update_model(name, metrics=result)
         self._log(ctx, name, result)
         return result

@@ -50,7 +50,6 @@ class Report(Stage):
 
         runners = {}
         for record in ctx.models.values():
-            runner = record.metrics.get("runner")
-            if runner:
-                runners.setdefault(runner["target"], fingerprint(runner))
+            for target, runner in (record.metrics.get("runners") or {}).items():
+                runners.setdefault(target, fingerprint(runner))
         return runners

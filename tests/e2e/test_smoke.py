@@ -93,5 +93,37 @@ def test_report_has_the_comparison_table(tiny_run):
 def test_benchmark_results_file_describes_the_runner(tiny_run):
     run_dir, _ = tiny_run
     results = json.loads((run_dir / "benchmark" / "results.json").read_text())
-    assert results["runner"]["provider"] == "CPUExecutionProvider" and results["runner"]["threads"] == 1
+    target = results["targets"]["ort-cpu"]
+    assert target["provider"] == "CPUExecutionProvider" and target["threads"] == 1 and target["cpu"] and target["packages"]["onnxruntime"]
+    stats = results["models"]["student"]["latency_ms"]["ort-cpu"]["4"]
+    assert stats["p50"] <= stats["p90"] <= stats["p99"] and len(stats["round_p50"]) == 5 and isinstance(stats["noisy"], bool)
+    assert stats["throughput"] > 0 and stats["loads"] == 5  # a fresh load per round
     assert np.isfinite(results["models"]["teacher"]["latency_ms"]["ort-cpu"]["1"]["p50"])
+
+
+def test_html_report_is_self_contained_with_figures(tiny_run):
+    run_dir, _ = tiny_run
+    html = (run_dir / "report" / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == 4  # waterfall, Pareto, latency distributions, parity
+    assert 'src="plots/' not in html and "http://" not in html and "https://" not in html
+    assert "<h2>Environment</h2>" in html and "<table>" in html and "<h2>Latency</h2>" in html
+    for name in ("waterfall", "pareto", "latency", "parity"):
+        png = (run_dir / "report" / "plots" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    assert "![What each stage changed](plots/waterfall.png)" in (run_dir / "report" / "report.md").read_text()
+
+
+def test_report_command_rebuilds_the_report_from_the_manifest(tiny_run, tmp_path):
+    from tests.e2e.test_cli import cli
+
+    run_dir, _ = tiny_run
+    out = tmp_path / "again"
+    result = cli("report", run_dir, "--out", out, "--title", "Rebuilt")
+    assert result.returncode == 0, result.stderr
+    text = (out / "report.md").read_text()
+    assert text.startswith("# Rebuilt") and "| student | mlp |" in text and "target `ort-cpu`" in text
+    assert "CPU flags:" in text and (out / "report.html").is_file()
+    missing = cli("report", tmp_path)
+    assert missing.returncode == 2 and "is not a run folder" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    unknown = cli("report", run_dir, "--out", out, "--reference", "studnet")
+    assert unknown.returncode == 2 and "did you mean 'student'" in unknown.stderr
