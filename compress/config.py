@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-__all__ = ["StageConfig", "ModelName", "NAME_PATTERN"]
+__all__ = ["StageConfig", "ModelName", "NAME_PATTERN", "BatchSizes"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 ModelName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
+
+
+def _positive_sizes(sizes: list[int]) -> list[int]:
+    if any(b < 1 for b in sizes):
+        raise ValueError("batch sizes must be >= 1")
+    return sizes
+
+
+BatchSizes = Annotated[list[int], Field(min_length=1), AfterValidator(_positive_sizes)]
+"""Batch sizes to time: at least one, each >= 1."""
 """A model's name in a run: also its file name (`<stage>/<name>.pt`), so letters, digits, `_ . -` only."""
 
 

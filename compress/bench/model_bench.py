@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from compress.bench.fingerprint import fingerprint
 from compress.bench.memory import peak_rss
 from compress.bench.runners import Loaded, ModelSource, Runner, Sessions, TargetSpec, make_runner
 from compress.bench.runners.pytorch import load_pt2
 from compress.bench.timing import TimingConfig, measure_rounds
+from compress.config import BatchSizes
 from compress.context import TaskSpec
 from compress.errors import ArtifactError, DataError, ModelError
 from compress.fsio import sha256_file
@@ -29,18 +30,11 @@ class BenchSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     target: TargetSpec = Field(default_factory=TargetSpec)
-    batch_sizes: list[int] = Field([1], min_length=1, description="batch sizes to time")
+    batch_sizes: BatchSizes = Field([1], description="batch sizes to time")
     timing: TimingConfig = Field(REGRESS_TIMING)
     task: TaskSpec | None = Field(None, description="task whose inputs are timed and whose metric is computed")
     split: Literal["test", "val"] = "test"
     input_shape: tuple[int, ...] | None = Field(None, description="per-sample input shape when there is no task")
-
-    @field_validator("batch_sizes")
-    @classmethod
-    def _positive(cls, sizes: list[int]) -> list[int]:
-        if any(b < 1 for b in sizes):
-            raise ValueError("batch sizes must be >= 1")
-        return sizes
 
 
 def model_source(path: str | Path) -> ModelSource:

@@ -13,7 +13,7 @@ from compress.bench.fingerprint import fingerprint
 from compress.bench.memory import peak_rss
 from compress.bench.model_bench import evaluate, measure_sessions
 from compress.bench.runners import Sessions
-from compress.config import ModelName, StageConfig
+from compress.config import BatchSizes, ModelName, StageConfig
 from compress.context import RunContext
 from compress.errors import RecipeError
 from compress.fsio import write_json
@@ -25,16 +25,9 @@ __all__ = ["Benchmark"]
 class BenchmarkConfig(StageConfig):
     models: list[ModelName] | None = Field(None, description="models to measure; default: every exported model")
     targets: list[str] | None = Field(None, description="targets to measure on (ort-cpu, openvino-cpu, torch-cpu, ...); default: the run's")
-    batch_sizes: list[int] = Field([1, 32], min_length=1, description="batch sizes to time")
+    batch_sizes: BatchSizes = Field([1, 32], description="batch sizes to time")
     split: Literal["test", "val"] = Field("test", description="split the metric is computed on")
     timing: TimingConfig = Field(default_factory=TimingConfig, description="warm-up, rounds and iteration counts")
-
-    @field_validator("batch_sizes")
-    @classmethod
-    def _positive(cls, sizes: list[int]) -> list[int]:
-        if any(b < 1 for b in sizes):
-            raise ValueError("batch sizes must be >= 1")
-        return sizes
 
     @field_validator("targets")
     @classmethod
