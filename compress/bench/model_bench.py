@@ -19,7 +19,7 @@ from compress.context import TaskSpec
 from compress.errors import ArtifactError, DataError, ModelError
 from compress.fsio import sha256_file
 
-__all__ = ["BenchSettings", "bench_model", "model_source", "sample_shape", "inputs_for", "measure_sessions", "evaluate"]
+__all__ = ["BenchSettings", "bench_model", "model_source", "sample_shape", "inputs_for", "measure_sessions", "time_batches", "evaluate"]
 
 REGRESS_TIMING = TimingConfig(warmup=20, rounds=15, min_iters=20, min_time_s=0.1)
 
@@ -91,7 +91,7 @@ def measure_sessions(sessions: Sessions, x: np.ndarray, timing: TimingConfig) ->
     loads_before = sessions.loads
 
     def prepare():
-        if peaks or sessions.current is not None:
+        if sessions.loads > loads_before:  # the previous round's load, before a fresh one replaces it
             _note_peak(sessions.current, peaks)
         loaded = sessions.next()
         if sessions.loads == loads_before + 1:  # the first round of this measurement
@@ -104,6 +104,13 @@ def measure_sessions(sessions: Sessions, x: np.ndarray, timing: TimingConfig) ->
     stats["device_peak_mb"] = max(peaks) / 1024**2 if peaks else None
     stats["loads"] = sessions.loads - loads_before
     return stats
+
+
+def time_batches(sessions: Sessions, batches: dict[str, np.ndarray], timing: TimingConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(latency statistics per batch key, memory over all of it) through `sessions`."""
+    with peak_rss() as rss:
+        latency = {batch: measure_sessions(sessions, x, timing) for batch, x in batches.items()}
+    return latency, {"peak_rss_mb": rss.peak_mb, "rss_growth_mb": rss.growth_mb, "scope": rss.scope}
 
 
 def _try(loaded: Loaded, x: np.ndarray, label: str) -> None:
@@ -144,10 +151,8 @@ def bench_model(model: str | Path, settings: BenchSettings, *, runner: Runner | 
     shape = sample_shape(path, settings, task.input_shape if task else None)
     runner = runner or make_runner(settings.target)
     sessions = Sessions(runner, source, fresh=settings.timing.fresh_sessions)
-    with peak_rss() as rss:
-        latency = {
-            str(b): measure_sessions(sessions, inputs_for(shape, b, task, settings.split), settings.timing) for b in settings.batch_sizes
-        }
+    batches = {str(b): inputs_for(shape, b, task, settings.split) for b in settings.batch_sizes}
+    latency, memory = time_batches(sessions, batches, settings.timing)
     info = runner.describe()
     return {
         "model": {"path": str(path), "sha256": sha256_file(path), "input_shape": list(shape)},
@@ -155,6 +160,6 @@ def bench_model(model: str | Path, settings: BenchSettings, *, runner: Runner | 
         "runner": info,
         "fingerprint": fingerprint(info),
         "latency": latency,
-        "memory": {"peak_rss_mb": rss.peak_mb, "rss_growth_mb": rss.growth_mb, "scope": rss.scope},
-        "metric": evaluate(sessions.next(), task, settings.split, settings.task) if task else None,
+        "memory": memory,
+        "metric": evaluate(sessions.loaded(), task, settings.split, settings.task) if task else None,
     }

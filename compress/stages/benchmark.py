@@ -10,8 +10,7 @@ from pydantic import Field, field_validator
 
 from compress.bench import RUNNERS, ModelSource, TimingConfig, make_runner, params_and_macs
 from compress.bench.fingerprint import fingerprint
-from compress.bench.memory import peak_rss
-from compress.bench.model_bench import evaluate, measure_sessions
+from compress.bench.model_bench import evaluate, time_batches
 from compress.bench.runners import Sessions
 from compress.config import BatchSizes, ModelName, StageConfig
 from compress.context import RunContext
@@ -78,12 +77,9 @@ class Benchmark(Stage):
                 skipped[runner.target] = "INT8 model: exists only as ONNX"
                 continue
             sessions = Sessions(runner, source, fresh=cfg.timing.fresh_sessions)
-            with peak_rss() as rss:
-                latency[runner.target] = {
-                    str(b): measure_sessions(sessions, ctx.task.full_batch(b).numpy(), cfg.timing) for b in cfg.batch_sizes
-                }
-            memory[runner.target] = {"peak_rss_mb": rss.peak_mb, "rss_growth_mb": rss.growth_mb, "scope": rss.scope}
-            metrics[runner.target] = evaluate(sessions.next(), ctx.task, cfg.split, None)
+            batches = {str(b): ctx.task.full_batch(b).numpy() for b in cfg.batch_sizes}
+            latency[runner.target], memory[runner.target] = time_batches(sessions, batches, cfg.timing)
+            metrics[runner.target] = evaluate(sessions.loaded(), ctx.task, cfg.split, None)
         primary = next(iter(metrics.values()), None)
         result.update(metric=primary and {k: primary[k] for k in ("name", "value", "split")}, metric_by_target=metrics, latency_ms=latency)
         result.update(scores=primary and primary["scores"], memory=memory, skipped_targets=skipped)

@@ -144,6 +144,10 @@ class Sessions:
             self.loads += 1
         return self.current
 
+    def loaded(self) -> Loaded:
+        """The current load (the last one timed), loading only if there is none yet."""
+        return self.current if self.current is not None else self.next()
+
 
 def make_runner(target: TargetSpec | str, threads: int | None = None) -> Runner:
     """A runner for `target` (a spec, or a name plus thread count); `TargetError` if it cannot run here."""
