@@ -14,7 +14,7 @@ WORKDIR /app
 RUN pip install ${TORCH_SPEC}
 COPY pyproject.toml README.md ./
 COPY compress ./compress
-RUN pip install ".[inc,openvino]"
+RUN pip install ".[inc,openvino,rl]"
 COPY pipelines ./pipelines
 
 CMD ["edge-compress", "run", "pipelines/digits_edge.yaml", "--overwrite"]

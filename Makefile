@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(TORCH_SPEC)
-	$(PIP) install -e ".[dev,inc,openvino]"
+	$(PIP) install -e ".[dev,inc,openvino,rl]"
 	@touch $@
 
 demo: $(STAMP)

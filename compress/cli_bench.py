@@ -4,6 +4,7 @@ CI on a latency (or metric) regression. Parsing and printing only; the work is i
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -51,7 +52,10 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rounds", type=int, default=15, help="measuring rounds, each on a fresh load (default: 15; comparisons need >= 6)")
     g.add_argument("--min-time", type=float, default=0.1, metavar="S", help="seconds of timed calls per round (default: 0.1)")
     g.add_argument("--warmup", type=int, default=20, help="untimed calls first (default: 20)")
-    g.add_argument("--task", help="built-in task (digits, mnist1d, diabetes) or 'module:function': real inputs and the metric")
+    g.add_argument(
+        "--task",
+        help="built-in task (digits, mnist1d, diabetes), a gymnasium id (CartPole-v1: the metric is the return), or 'module:function'",
+    )
     g.add_argument("--split", default="test", help="split for inputs and metric: test or val (default: test)")
     g.add_argument("--input-shape", help="per-sample input shape without a task, e.g. 1,8,8 (default: from the ONNX file)")
 
@@ -66,7 +70,8 @@ def _settings(args: argparse.Namespace):
         raise RecipeError(f"--input-shape {args.input_shape!r} is not a list of integers", fix="write it like 1,8,8") from None
     task = None
     if args.task:
-        task = {"factory": args.task} if ":" in args.task else {"name": args.task}
+        kind = "factory" if ":" in args.task else "env" if re.fullmatch(r"[A-Za-z][\w/]*-v\d+", args.task) else "name"
+        task = {kind: args.task}
     data: dict[str, Any] = {
         "target": {"name": args.target, "threads": args.threads, "optimization": args.optimization, "precision": args.precision},
         "batch_sizes": args.batch_sizes,
@@ -96,6 +101,7 @@ _OPTIONS = {
     "warmup": "--warmup",
     "task": "--task",
     "factory": "--task",
+    "env": "--task",
     "split": "--split",
     "input_shape": "--input-shape",
 }

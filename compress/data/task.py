@@ -63,6 +63,10 @@ class TaskData:
         generator = torch.Generator().manual_seed(seed)
         return DataLoader(getattr(self, split), batch_size=batch_size, shuffle=shuffle, generator=generator)
 
+    def on_model(self, name: str, module: Callable[[], torch.nn.Module]) -> None:
+        """Called when the run gains or replaces the model `name` (`module()` builds it). A task whose data
+        depends on a model updates itself here: a policy task's states come from its expert's episodes."""
+
     def targets(self, split: str) -> np.ndarray:
         dataset = getattr(self, split)
         return torch.stack([torch.as_tensor(dataset[i][1]) for i in range(len(dataset))]).numpy()

@@ -4,6 +4,7 @@ that follow their schedules epoch by epoch. Used as a context manager: its hooks
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from compress.distill.controller import LearnedController
 from compress.distill.features import FeatureTaps, Projector, match_spatial
 from compress.distill.losses import FEATURE_LOSSES, LOSSES, combine_teachers, distill_objective, task_loss
 from compress.distill.schedules import Schedule, value_of
@@ -53,6 +55,8 @@ class DistillObjective(nn.Module):
         self.feature_losses = [FEATURE_LOSSES.get(p.loss) for p in pairs]
         self.projectors = nn.ModuleList(self._projectors(student, teacher, example) if pairs else [])
         self.knobs: dict[str, float] = {}
+        self.controller: LearnedController | None = None  # set by the stage: chooses the knobs each epoch
+        self.agreement: Callable[[], float] | None = None  # teacher-student agreement on validation inputs, for the controller
         self.cache_enabled = False  # set by the stage when teacher outputs may be computed once
         self._cache: dict[str, Any] | None = None
         self.start_epoch(0.0)
@@ -80,12 +84,38 @@ class DistillObjective(nn.Module):
         return nn.Identity()
 
     def start_epoch(self, progress: float, gap: float | None = None, initial_gap: float | None = None) -> dict[str, float]:
-        """Set this epoch's temperature and weights from their schedules; returns them for the history."""
+        """Set this epoch's temperature and weights from their schedules, or from the controller's
+        decision when there is one; returns them for the history."""
         knobs = {"temperature": value_of(self.cfg.temperature, progress), "alpha": value_of(self.cfg.alpha, progress, gap, initial_gap)}
+        chosen = None
+        if self.controller is not None:
+            decision = self.controller.decide(progress)
+            knobs.update(temperature=decision.temperature, alpha=decision.alpha)
+            chosen = decision.pair
+            if chosen is not None:
+                knobs["feature_pair"] = chosen
         for i, pair in enumerate(self.pairs):
-            knobs[f"weight_{i}_{pair.loss}"] = value_of(pair.weight, progress, gap, initial_gap)
+            on = chosen is None or chosen == i
+            knobs[f"weight_{i}_{pair.loss}"] = value_of(pair.weight, progress, gap, initial_gap) if on else 0.0
         self.knobs = knobs
         return knobs
+
+    def observe(self, row: dict[str, Any]) -> None:
+        """After an epoch is validated: the controller (if any) is rewarded and learns."""
+        if self.controller is not None:
+            agreement = self.agreement() if self.agreement is not None else None
+            val_key = next(k for k in row if k.startswith("val_"))
+            row["reward"] = self.controller.observe(row, agreement, val_key)
+            if agreement is not None:
+                row["agreement"] = agreement
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The controller's state travels in this module's state dict, so an epoch checkpoint restores it."""
+        return {"controller": self.controller.state_dict() if self.controller is not None else None}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        if self.controller is not None and state.get("controller") is not None:
+            self.controller.load_state_dict(state["controller"])
 
     def __enter__(self) -> DistillObjective:
         self.student_taps.__enter__()
@@ -183,7 +213,8 @@ class EmaObjective(DistillObjective):
 
     def get_extra_state(self) -> dict[str, Any]:
         """The average travels with this module's state dict, so an epoch checkpoint restores the teacher too."""
-        return self._average[0].state_dict()
+        return {**super().get_extra_state(), "average": self._average[0].state_dict()}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        self._average[0].load_state_dict(state)
+        super().set_extra_state(state)
+        self._average[0].load_state_dict(state["average"])

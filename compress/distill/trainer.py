@@ -9,22 +9,23 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
 from tqdm.auto import tqdm
 
 from compress import distributed
 from compress.config import StageConfig
 from compress.data.task import TaskData
+from compress.errors import RecipeError
 from compress.fsio import atomic_path
 
-__all__ = ["FitConfig", "FitResult", "fit", "torch_predictor"]
+__all__ = ["EpochData", "FitConfig", "FitResult", "fit", "torch_predictor"]
 
 log = logging.getLogger("compress")
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -78,6 +79,7 @@ def fit(
     desc: str,
     quiet: bool,
     checkpoint: Path | None = None,
+    data: EpochData | None = None,
 ) -> FitResult:
     """Train `model` in place; it ends holding the weights of its best validation epoch.
 
@@ -85,8 +87,13 @@ def fit(
     alongside, and may have `start_epoch(progress, gap, initial_gap) -> dict`, called before each
     epoch with the validation gap to `loss_fn.reference` (a metric value; or `loss_fn.measure_reference(task)`,
     re-measured every epoch, for a teacher that moves) when it has one; what it
-    returns goes into the history; `after_step(model)`, called after each optimizer step; and
-    `wrap_train(dataset) -> dataset`, which may attach data to each target (the loss unpacks it).
+    returns goes into the history; `after_step(model)`, called after each optimizer step;
+    `observe(row)`, called with each epoch's history row once it is validated (a controller learns
+    from it); and `wrap_train(dataset) -> dataset`, which may attach data to each target (the loss unpacks it).
+
+    `data` replaces the task's training split with a dataset that grows between epochs (DAgger):
+    `data.before_epoch(model, epoch)` runs before every epoch but the first and may add samples; an
+    epoch is then as many samples, drawn without replacement, as the dataset held at the start.
 
     With `checkpoint`, the full training state (weights, objective, optimizer, schedule, random
     streams, best epoch so far) is written there atomically after every epoch and training resumes
@@ -95,9 +102,10 @@ def fit(
     """
     rank, size = distributed.world()
     wrap = getattr(loss_fn, "wrap_train", None)
-    train = wrap(task.train) if wrap is not None else task.train
+    source = data.dataset if data is not None else task.train
+    train = wrap(source) if wrap is not None else source
     generator = torch.Generator().manual_seed(seed)
-    sampler = DistributedSampler(train, num_replicas=size, rank=rank, shuffle=True, seed=seed) if size > 1 else None
+    sampler = _sampler(train, size, rank, seed, generator, growing=data is not None)
     loader = DataLoader(
         train, batch_size=max(1, math.ceil(cfg.batch_size / size)), shuffle=sampler is None, sampler=sampler, generator=generator
     )
@@ -110,14 +118,16 @@ def fit(
     state = _FitState(result=FitResult(0, None, 0, steps_per_epoch=len(loader), world_size=size), best=copy.deepcopy(model.state_dict()))
     saved = distributed.broadcast_object(_load_state(checkpoint) if checkpoint is not None and checkpoint.exists() else None)
     if saved is not None:
-        state.restore(saved, step, optimizer, schedule, generator)
+        state.restore(saved, step, optimizer, schedule, generator, data)
         state.result.resumed_after_epoch = state.result.epochs_run
         log.info("  %s: resuming after epoch %d (from %s)", desc, state.result.epochs_run, checkpoint)
     measure = getattr(loss_fn, "measure_reference", None)
+    observe = getattr(loss_fn, "observe", None)
     bar = tqdm(range(state.result.epochs_run + 1, cfg.epochs + 1), desc=desc, unit="epoch", disable=quiet, leave=False)
     for epoch in bar:
-        if sampler is not None:
+        if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
+        grown = data.before_epoch(model, epoch) if data is not None and epoch > 1 else {}
         knobs = _start_epoch(loss_fn, (epoch - 1) / max(cfg.epochs, 1), state.gaps, moving=measure is not None)
         train_loss = _train_epoch(model, runner, loader, optimizer, schedule, cfg.augmentation(task), cfg.grad_clip, loss_fn)
         distributed.sync_state(model)  # BatchNorm statistics differ per shard; rank 0's decide
@@ -128,14 +138,16 @@ def fit(
             state.gaps.append((reference - val) if metric.higher_is_better else (val - reference))
         result = state.result
         moving = {f"teacher_val_{metric.name}": reference} if measure is not None else {}
-        result.history.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric.name}": val, **moving, **knobs})
+        result.history.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric.name}": val, **moving, **knobs, **grown})
+        if observe is not None:
+            observe(result.history[-1])
         result.epochs_run = epoch
         if metric.better(val, result.best_val):
             result.best_val, result.best_epoch, state.best = val, epoch, copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{train_loss:.4f}", **{f"val_{metric.name}": f"{val:.4f}"})
         stop = cfg.patience is not None and epoch - result.best_epoch >= cfg.patience
         if checkpoint is not None and distributed.is_main() and not stop and epoch < cfg.epochs:
-            _save_state(checkpoint, state.capture(epoch, step, optimizer, schedule, generator))
+            _save_state(checkpoint, state.capture(epoch, step, optimizer, schedule, generator, data))
         if stop:
             break
     model.load_state_dict(state.best)
@@ -144,6 +156,26 @@ def fit(
     if checkpoint is not None and distributed.is_main():
         checkpoint.unlink(missing_ok=True)
     return state.result
+
+
+class EpochData(Protocol):
+    """A training set that changes between epochs (see `fit`'s `data`)."""
+
+    dataset: Dataset
+
+    def before_epoch(self, model: nn.Module, epoch: int) -> dict[str, float]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def _sampler(train: Dataset, size: int, rank: int, seed: int, generator: torch.Generator, *, growing: bool) -> Sampler | None:
+    if growing:
+        if size > 1:
+            raise RecipeError(
+                "training data that grows between epochs (dagger) cannot be split across torchrun ranks", fix="run it in one process"
+            )
+        return RandomSampler(train, num_samples=len(train), generator=generator)  # type: ignore[arg-type]
+    return DistributedSampler(train, num_replicas=size, rank=rank, shuffle=True, seed=seed) if size > 1 else None
 
 
 class _Step(nn.Module):
@@ -167,9 +199,10 @@ class _FitState:
     best: dict[str, torch.Tensor]
     gaps: list[float] = field(default_factory=list)
 
-    def capture(self, epoch: int, step: _Step, optimizer, schedule, generator: torch.Generator) -> dict[str, Any]:
+    def capture(self, epoch: int, step: _Step, optimizer, schedule, generator: torch.Generator, data: EpochData | None) -> dict[str, Any]:
         r = self.result
         return {
+            "data": data.state_dict() if data is not None else None,
             "epoch": epoch,
             "step": step.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -183,7 +216,9 @@ class _FitState:
             "loader_rng": generator.get_state(),
         }
 
-    def restore(self, saved: dict[str, Any], step: _Step, optimizer, schedule, generator: torch.Generator) -> None:
+    def restore(self, saved: dict[str, Any], step: _Step, optimizer, schedule, generator: torch.Generator, data: EpochData | None) -> None:
+        if data is not None and saved.get("data") is not None:
+            data.load_state_dict(saved["data"])  # first: the objective's state may refer to the grown data
         step.load_state_dict(saved["step"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])

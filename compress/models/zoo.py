@@ -124,15 +124,24 @@ def cnn1d(in_shape: Sequence[int], num_outputs: int, width: int = 32, depth: int
     return _Net(stem, layers, _head(1, width, num_outputs))
 
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
 @MODELS.register("mlp")
-def mlp(in_shape: Sequence[int], num_outputs: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.0) -> nn.Module:
-    """Multi-layer perceptron on the flattened input: Linear-ReLU(-Dropout) per entry of `hidden`."""
+def mlp(
+    in_shape: Sequence[int], num_outputs: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.0, activation: str = "relu"
+) -> nn.Module:
+    """Multi-layer perceptron on the flattened input: Linear-activation(-Dropout) per entry of `hidden`;
+    `activation`: relu or tanh (the usual choice for reinforcement-learning policies)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     features = 1
     for size in in_shape:
         features *= size
     layers, cin = [], features
     for width in hidden:
-        layers.append(nn.Sequential(nn.Linear(cin, width), nn.ReLU(), *([nn.Dropout(dropout)] if dropout else [])))
+        block = [nn.Linear(cin, width), ACTIVATIONS[activation](), *([nn.Dropout(dropout)] if dropout else [])]
+        layers.append(nn.Sequential(*block))
         cin = width
     return _Net(nn.Flatten(), layers, nn.Linear(cin, num_outputs))
 

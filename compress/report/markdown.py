@@ -79,6 +79,12 @@ def render_markdown(
     quantized = [(m["name"], m["quant"]) for m in models if m.get("quant")]
     if quantized:
         lines += _quant_section(quantized)
+    controlled = [m for m in models if (m.get("distill") or {}).get("controller")]
+    if controlled:
+        lines += ["", "## Distillation controller", ""]
+        lines += [f"![Controller decisions]({images['controller']})"] if images and "controller" in images else []
+        for m in controlled:
+            lines += _controller_section(m["name"], m["distill"]["controller"], m["distill"]["metric"])
     lines += _figures(images or {})
     lines += _latency_section(models)
     lines += _environment_section(environment)
@@ -163,6 +169,31 @@ def _prune_section(name: str, prune: dict[str, Any], metric_name: str) -> list[s
         lines += ["", f"Where the pruned model's time goes (ONNX Runtime profile, batch {batch}): "]
         lines += [f"- `{n['node']}` ({n['op']}): {100 * n['share']:.0f}%" for n in nodes]
     lines += [""] + [f"> **Warning:** {w}" for w in prune["warnings"]]
+    return lines
+
+
+def _controller_section(name: str, ctl: dict[str, Any], metric: str) -> list[str]:
+    """What the distillation controller (learned) or the search chose for `name`, and what it scored."""
+    lines = ["", f"### `{name}` ({ctl['kind']})", ""]
+    if ctl["kind"] == "learned":
+        lines.append(
+            "Chosen before each epoch; reward: " + ("gain" if ctl["config"]["reward"] == "gain" else "level") + f" of val {metric}."
+        )
+        head = ["epoch", "temperature", "alpha", "feature pair", f"val {metric}", "agreement", "reward"]
+        rows = [
+            [d["epoch"], d["temperature"], d["alpha"], d["feature_pair"], d["val"], d["agreement"], d["reward"]] for d in ctl["decisions"]
+        ]
+    else:
+        lines.append(f"Optuna TPE, {len(ctl['trials'])} trials of {ctl['epochs_per_trial']} epochs each; the best trial's student is kept.")
+        head = ["trial", "temperature", "alpha", "feature pair", f"best val {metric}", "", ""]
+        rows = [
+            [t["index"] + 1, t["params"]["temperature"], t["params"]["alpha"], t["params"].get("feature_pair"), t["value"], None, None]
+            for t in ctl["trials"]
+        ]
+        head, rows = head[:5], [r[:5] for r in rows]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        lines.append("| " + " | ".join("-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
     return lines
 
 

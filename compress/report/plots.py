@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["waterfall", "pareto", "distributions", "parity", "render_all", "pareto_front"]
+__all__ = ["waterfall", "pareto", "distributions", "parity", "controller", "render_all", "pareto_front"]
 
 _GOOD, _BAD, _FIRST = "#2a9d8f", "#e76f51", "#8d99ae"
 
@@ -241,6 +241,49 @@ def parity(summary: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
+def controller(summary: dict[str, Any]) -> bytes | None:
+    """Per distilled model with a controller: its choices per epoch (temperature, weight, feature pair)
+    above the validation metric they led to; for a search, each trial's setting and score."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _plt()
+    runs = [
+        (m["name"], m["distill"]["controller"], m["distill"]["metric"])
+        for m in summary["models"]
+        if (m.get("distill") or {}).get("controller")
+    ]
+    if not runs:
+        return None
+    fig, axes = plt.subplots(3, len(runs), figsize=(5.2 * len(runs), 6.4), sharex="col", squeeze=False)
+    for col, (name, ctl, metric) in enumerate(runs):
+        if ctl["kind"] == "learned":
+            rows = ctl["decisions"]
+            x, label = [d["epoch"] for d in rows], "epoch"
+            pairs = [d["feature_pair"] for d in rows]
+            values = ([d["temperature"] for d in rows], [d["alpha"] for d in rows], [d["val"] for d in rows])
+        else:
+            rows = ctl["trials"]
+            x, label = [t["index"] + 1 for t in rows], "trial"
+            pairs = [t["params"].get("feature_pair") for t in rows]
+            values = ([t["params"]["temperature"] for t in rows], [t["params"]["alpha"] for t in rows], [t["value"] for t in rows])
+        bounds = (ctl["config"]["temperature"], ctl["config"]["alpha"], None)
+        for ax, ys, title, bound in zip(
+            axes[:, col], values, ("temperature", "alpha (distillation weight)", f"val {metric}"), bounds, strict=True
+        ):
+            ax.plot(x, ys, color="#8d99ae", lw=1)
+            colors = [_FIRST if p is None else ("#457b9d", "#e9c46a", "#2a9d8f", "#e76f51")[p % 4] for p in pairs]
+            ax.scatter(x, ys, c=colors, s=14, zorder=3)
+            if bound is not None:
+                for b in bound:
+                    ax.axhline(b, color="#bbbbbb", lw=0.8, ls="--")
+            ax.set_ylabel(title, fontsize=8)
+        axes[0, col].set_title(f"{name}: {ctl['kind']} controller (colour: feature pair)", fontsize=9)
+        axes[-1, col].set_xlabel(label)
+        axes[-1, col].xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return _png(fig)
+
+
 def render_all(summary: dict[str, Any]) -> dict[str, bytes]:
     """Every figure that has data: {'waterfall': png, ...}."""
     keys = _latency_keys(summary["models"])
@@ -250,5 +293,6 @@ def render_all(summary: dict[str, Any]) -> dict[str, bytes]:
         "pareto": pareto(summary, target, batch),
         "latency": distributions(summary),
         "parity": parity(summary),
+        "controller": controller(summary),
     }
     return {name: png for name, png in figures.items() if png is not None}

@@ -35,6 +35,7 @@ def model_entry(record: ModelRecord) -> dict[str, Any]:
         "parity": m.get("parity"),
         "prune": m.get("prune"),
         "quant": m.get("quant"),
+        "distill": m.get("distill"),
     }
 
 

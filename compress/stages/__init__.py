@@ -9,6 +9,7 @@ from compress.stages.qad import Qad
 from compress.stages.quantize import Quantize
 from compress.stages.report import Report
 from compress.stages.train import Load, Train
+from compress.stages.train_policy import TrainPolicy
 
 __all__ = [
     "STAGES",
@@ -17,6 +18,7 @@ __all__ = [
     "register_stage",
     "Train",
     "Load",
+    "TrainPolicy",
     "Distill",
     "Prune",
     "Quantize",

@@ -10,16 +10,21 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from compress.config import ModelName
 from compress.context import RunContext
+from compress.distill.controller import ControllerConfig
 from compress.distill.losses import LOSSES
-from compress.distill.objective import EMA, DistillObjective, EmaObjective, FeaturePair
+from compress.distill.objective import EMA, FeaturePair
 from compress.distill.schedules import Schedule, endpoints
-from compress.distill.trainer import FitConfig, fit, torch_predictor
+from compress.distill.trainer import FitConfig
 from compress.errors import RecipeError
-from compress.models.spec import ModelSpec, build_model
+from compress.models.spec import ModelSpec
+from compress.rl.dagger import DaggerConfig
+from compress.stages._distill_run import search_student, train_student
 from compress.stages._trained import TRAIN_STATE, param_count, register_model
 from compress.stages.base import Stage, register_stage
 
 __all__ = ["Distill", "DistillConfig"]
+
+SEARCH_STATE = "search_state.pt"  # finished trials and the best student so far, written after every trial
 
 
 class DistillConfig(FitConfig):
@@ -49,6 +54,14 @@ class DistillConfig(FitConfig):
     )
     features: list[FeaturePair] = Field(
         default_factory=list, description="intermediate-feature terms: [{student: layer2, teacher: layer2, loss: hint}]"
+    )
+    controller: ControllerConfig | None = Field(
+        None,
+        description="choose temperature, alpha (and the feature pair) while training: {kind: learned} (an agent, per epoch) "
+        "or {kind: search} (Optuna TPE, a trial per setting); they replace the temperature and alpha settings",
+    )
+    dagger: DaggerConfig | None = Field(
+        None, description="policy tasks: each epoch add the states the student visits, relabelled by the teacher: {episodes: 4}"
     )
 
     @field_validator("teacher")
@@ -109,7 +122,8 @@ class DistillConfig(FitConfig):
 
 @register_stage
 class Distill(Stage):
-    """Train a student from a frozen teacher: soft targets, hard labels, optional feature terms, schedules."""
+    """Train a student from a frozen teacher: soft targets, hard labels, optional feature terms, schedules,
+    a learned controller or a search over the knobs, and DAgger relabelling for policies."""
 
     name = "distill"
     Config = DistillConfig
@@ -122,42 +136,28 @@ class Distill(Stage):
         return [self.cfg.name]
 
     def run(self, ctx: RunContext, cfg: DistillConfig) -> RunContext:
+        self._check(ctx, cfg)
+        if cfg.controller is not None and cfg.controller.kind == "search":
+            student, result, info = search_student(ctx, cfg, state_file=ctx.out(SEARCH_STATE))
+        else:
+            student, result, info = train_student(ctx, cfg, seed=ctx.seed, checkpoint=ctx.out(TRAIN_STATE))
+        summary = register_model(ctx, cfg.name, cfg.model, student, result)
+        summary.update(info)
+        if "controller" in info:  # the report draws the decisions from the model's record
+            ctx.update_model(cfg.name, metrics={"distill": {"controller": info["controller"], "metric": ctx.task.metric.name}})
+        teacher = student if cfg.self_distill else ctx.module(cfg.teachers[0])  # self-distillation: its own average
+        summary["params_vs_teacher"] = summary["params"] / param_count(teacher)
+        return ctx
+
+    @staticmethod
+    def _check(ctx: RunContext, cfg: DistillConfig) -> None:
         if cfg.loss == "kd" and ctx.task.kind != "classification":
             raise RecipeError(
                 f"distill loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse or huber"
             )
         if cfg.ensemble == "confident" and ctx.task.kind != "classification":
             raise RecipeError("ensemble 'confident' needs a classification task", fix="use ensemble: mean or weighted")
-        student = build_model(cfg.model, ctx.task)
-        if cfg.self_distill:
-            objective = EmaObjective(student, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
-        else:
-            teachers = [ctx.module(name).eval().requires_grad_(False) for name in cfg.teachers]
-            objective = DistillObjective(student, teachers, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
-            metric = ctx.task.metric
-            scores = [ctx.task.evaluate(torch_predictor(t), "val")[metric.name] for t in teachers]
-            objective.reference = max(scores) if metric.higher_is_better else min(scores)  # the gap the adaptive weight closes
-        objective.cache_enabled = self._cache_teacher(ctx, cfg)
-        with objective:
-            result = fit(
-                student,
-                ctx.task,
-                objective,
-                cfg,
-                seed=ctx.seed,
-                desc=f"distill {cfg.name}",
-                quiet=ctx.quiet,
-                checkpoint=ctx.out(TRAIN_STATE),
-            )
-        summary = register_model(ctx, cfg.name, cfg.model, student, result)
-        summary["teacher_cache"] = objective.cache_enabled
-        summary["params_vs_teacher"] = summary["params"] / param_count(objective.teachers[0])
-        return ctx
-
-    @staticmethod
-    def _cache_teacher(ctx: RunContext, cfg: DistillConfig) -> bool:
-        augmented = cfg.augmentation(ctx.task) is not None
-        why_not = "the teacher changes while training (ema)" if cfg.self_distill else "training inputs are augmented" if augmented else None
-        if cfg.cache_teacher and why_not:
-            raise RecipeError(f"distill: cache_teacher is on but {why_not}", fix="remove cache_teacher, or set augment: false")
-        return why_not is None if cfg.cache_teacher is None else cfg.cache_teacher
+        if cfg.dagger is not None and not getattr(ctx.task, "env_id", None):
+            raise RecipeError(f"distill: dagger needs a policy task; {ctx.task.name!r} has no environment", fix="remove dagger")
+        if cfg.dagger is not None and cfg.self_distill:
+            raise RecipeError("distill: dagger needs a teacher to relabel the student's states, not 'ema'", fix="name a teacher model")

@@ -10,11 +10,14 @@ from pydantic import BaseModel
 
 from compress.bench.timing import TimingConfig
 from compress.context import TargetSpec, TaskSpec
+from compress.distill.controller import ControllerConfig
 from compress.distill.objective import FeaturePair
 from compress.distill.schedules import Schedule
 from compress.errors import RecipeError
 from compress.pipeline import Pipeline
 from compress.recipe import Recipe, parse_recipe
+from compress.rl.dagger import DaggerConfig
+from compress.rl.ppo import PPOConfig
 from compress.stages import STAGES
 from compress.stages.prune import FinetuneConfig, PruneTarget
 from compress.stages.quantize import CalibrationConfig, TuneConfig
@@ -48,6 +51,14 @@ STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
         "temperature": (0, "temperature must be > 0"),
         "alpha": ({"kind": "linear", "start": 0.5, "end": 2}, "alpha must stay within [0, 1]"),
         "features": ([{"student": "layer1"}], "features[0].teacher: required key is missing"),
+        "controller": ({"kind": "bandit"}, "'learned' or 'search'"),
+        "dagger": ({"episodes": 0}, "greater than or equal to 1"),
+    },
+    "train_policy": {
+        "name": BAD_NAME,
+        "model": ({"arch": "mlp", "hiden": [4]}, "unknown argument 'hiden'"),
+        "algorithm": ("dqn", "'ppo'"),
+        "ppo": ({"timesteps": 0}, "greater than or equal to 1"),
     },
     "export": {
         "models": (["a b"], "should match pattern"),
@@ -158,6 +169,31 @@ TIMING_CASES = {
     "fresh_sessions": ("sometimes", "valid boolean"),
     "noise_threshold": (0, "greater than 0"),
 }
+CONTROLLER_CASES = {
+    "kind": ("bandit", "'learned' or 'search'"),
+    "temperature": ((4, 2), "0 < low < high"),
+    "alpha": ((0.5, 1.5), "0 <= low < high <= 1"),
+    "choose_feature": ("maybe", "valid boolean"),
+    "reward": ("accuracy", "'gain' or 'level'"),
+    "agreement_weight": (-1, "greater than or equal to 0"),
+    "lr": (0, "greater than 0"),
+    "exploration": (0, "greater than 0"),
+    "discount": (1.0, "less than 1"),
+    "trials": (1, "greater than or equal to 2"),
+}
+PPO_CASES = {
+    "timesteps": (0, "greater than or equal to 1"),
+    "n_envs": (0, "greater than or equal to 1"),
+    "n_steps": (1, "greater than or equal to 2"),
+    "batch_size": (1, "greater than or equal to 2"),
+    "n_epochs": (0, "greater than or equal to 1"),
+    "learning_rate": (0, "greater than 0"),
+    "gamma": (1.5, "less than or equal to 1"),
+    "gae_lambda": (0, "greater than 0"),
+    "clip_range": (0, "greater than 0"),
+    "ent_coef": (-1, "greater than or equal to 0"),
+    "eval_every": (0, "greater than or equal to 1"),
+}
 TOP_CASES = {
     "name": ("my run", "should match pattern"),
     "seed": ("zero", "valid integer"),
@@ -168,7 +204,8 @@ TOP_CASES = {
 TASK_CASES = {
     "name": ("digitz", "did you mean 'digits'"),
     "factory": ("no_colon", "module:function"),
-    "options": ({"root": "x"}, "'options' apply to a 'factory' task"),
+    "env": ("CartPol-v1", "did you mean 'CartPole-v1'"),
+    "options": ({"root": "x"}, "'options' apply to 'env' and 'factory' tasks"),
 }
 TARGET_CASES = {
     "name": ("openvino", "did you mean 'openvino-cpu'"),
@@ -218,6 +255,9 @@ def test_every_option_has_a_case():
         (FinetuneConfig, FINETUNE_CASES),
         (CalibrationConfig, CALIBRATION_CASES),
         (TuneConfig, TUNE_CASES),
+        (ControllerConfig, CONTROLLER_CASES),
+        (PPOConfig, PPO_CASES),
+        (DaggerConfig, {"episodes": None}),
     ]:
         assert set(_fields(model)) == set(cases), model.__name__
 
@@ -248,6 +288,31 @@ def test_bad_schedule_option(key):
     schedule = {"kind": "step", "start": 8.0, "end": 1.0, key: value}
     message = _message(_with_stage("distill", {"temperature": schedule}))
     assert "distill.temperature" in message and fragment in message, message
+
+
+@pytest.mark.parametrize("key", list(CONTROLLER_CASES))
+def test_bad_controller_option(key):
+    value, fragment = CONTROLLER_CASES[key]
+    message = _message(_with_stage("distill", {"controller": {key: value}}))
+    assert "distill.controller" in message and fragment in message, message
+
+
+@pytest.mark.parametrize("key", list(PPO_CASES))
+def test_bad_ppo_option(key):
+    value, fragment = PPO_CASES[key]
+    message = _message(_with_stage("train_policy", {"ppo": {key: value}}))
+    assert f"train_policy.ppo.{key}" in message and fragment in message, message
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [({"episodes": 3}, "unknown option 'episodes'"), ({"test_episodes": 0}, "whole number >= 1"), ({"expert": 3}, "model name")],
+)
+def test_bad_policy_task_option(options, fragment):
+    data = copy.deepcopy(TINY)
+    data["task"] = {"env": "CartPole-v1", "options": options}
+    message = _message(data)
+    assert ": task: " in message and fragment in message, message
 
 
 @pytest.mark.parametrize("key", list(TIMING_CASES))

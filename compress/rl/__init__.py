@@ -1,0 +1,1 @@
+"""Policy tasks: gymnasium environments, PPO teachers, and DAgger-style relabelling for distillation."""
