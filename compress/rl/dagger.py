@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from compress.distill.trainer import torch_predictor
 from compress.rl.env import run_episodes
-from compress.rl.task import PolicyTask
+from compress.rl.task import PolicyTask, labelled_states
 
 __all__ = ["DaggerConfig", "Dagger", "StateBuffer"]
 
@@ -54,8 +54,7 @@ class Dagger:
         model.eval()
         seeds = self.task.seeds("dagger", self.cfg.episodes, offset=epoch * self.cfg.episodes)
         episodes = run_episodes(torch_predictor(model), self.task.env_id, seeds, record=True)
-        visited = torch.as_tensor(episodes.states, dtype=torch.float32)
-        self.dataset.extend(visited, relabel(self.teacher, visited))
+        self.dataset.extend(*labelled_states(episodes.states, torch_predictor(self.teacher.eval())).tensors)
         return {"dagger_states": float(len(self.dataset)), "dagger_student_return": float(np.mean(episodes.returns))}
 
     def state_dict(self) -> dict[str, Any]:
@@ -63,9 +62,3 @@ class Dagger:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.dataset.states, self.dataset.labels = state["states"], state["labels"]
-
-
-def relabel(teacher: nn.Module, states: torch.Tensor) -> torch.Tensor:
-    """The teacher's greedy action in each state."""
-    with torch.no_grad():
-        return teacher.eval()(states).argmax(dim=1)

@@ -14,6 +14,7 @@ from torch.utils.data import TensorDataset
 
 from compress.data.metrics import Metric
 from compress.data.task import TaskData
+from compress.distill.trainer import torch_predictor
 from compress.rl.env import Episodes, env_spaces, run_episodes
 
 __all__ = ["PolicyTask", "RETURN", "policy_task", "SEEDS"]
@@ -64,7 +65,7 @@ class PolicyTask(TaskData):
 
     def use_expert(self, expert: nn.Module) -> None:
         """Refill the splits with states from `expert`'s episodes, labelled with its greedy actions."""
-        predict = _greedy_predictor(expert)
+        predict = torch_predictor(expert.eval())
         counts = {"train": self.expert_episodes, "val": max(1, self.expert_episodes // 5), "test": max(1, self.expert_episodes // 5)}
         for split, count in counts.items():
             states = run_episodes(predict, self.env_id, self.seeds(f"states_{split}", count), record=True).states
@@ -76,16 +77,6 @@ def labelled_states(states: np.ndarray, predict: Callable[[np.ndarray], np.ndarr
     """(observation, greedy action of `predict`) pairs."""
     actions = np.asarray(predict(states.astype(np.float32))).argmax(axis=1)
     return TensorDataset(torch.as_tensor(states, dtype=torch.float32), torch.as_tensor(actions, dtype=torch.long))
-
-
-def _greedy_predictor(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    model.eval()
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
-
-    return predict
 
 
 def _random_policy(actions: int, seed: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -21,6 +21,7 @@ from compress.distill.trainer import FitResult, fit, torch_predictor
 from compress.errors import RecipeError
 from compress.fsio import atomic_path
 from compress.models.spec import build_model
+from compress.rl.dagger import Dagger
 
 __all__ = ["train_student", "search_student"]
 
@@ -39,8 +40,6 @@ def train_student(
         objective.controller.prime(untrained, objective.agreement())  # so that the first epoch's gain is measured too
     data = None
     if cfg.dagger is not None:
-        from compress.rl.dagger import Dagger
-
         data = Dagger(ctx.task, objective.teachers[0], cfg.dagger)  # type: ignore[arg-type]
     with objective:
         result = fit(
