@@ -121,7 +121,7 @@ class LearnedController:
             raw = out[:2] + self.cfg.exploration * torch.randn(2, generator=self.generator)
             pair = int(torch.multinomial(torch.softmax(out[2:], 0), 1, generator=self.generator)) if self.choices else None
         temperature, alpha = squash(raw, self.cfg)
-        self._pending = {"state": state, "raw": raw, "pair": pair, "progress": progress}
+        self._pending = {"state": state, "raw": raw, "pair": pair, "progress": progress, "temperature": temperature, "alpha": alpha}
         self._last.update(temperature=temperature, alpha=alpha)
         return Decision(temperature, alpha, pair)
 
@@ -158,7 +158,7 @@ class LearnedController:
         self.optimizer.step()
 
     def _record(self, pending: dict[str, Any], reward: float, val: float, agreement: float | None) -> dict[str, Any]:
-        temperature, alpha = squash(pending["raw"], self.cfg)
+        temperature, alpha = pending["temperature"], pending["alpha"]
         state = dict(zip(STATE, (round(float(v), 6) for v in pending["state"]), strict=True))
         return {
             "epoch": len(self.decisions) + 1,
