@@ -48,6 +48,12 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, help="intra-op CPU threads (default: all cores)")
     g.add_argument("--optimization", default="all", help="ONNX Runtime graph optimization: all, extended, basic, disabled")
     g.add_argument("--precision", default="f32", help="OpenVINO inference precision hint: f32, bf16, f16")
+    g.add_argument(
+        "--cpu",
+        default="auto",
+        help="the deployment CPU: auto (this machine), x86-avx2, x86-avx512, x86-vnni, arm64; "
+        "a machine of another kind is a warning (an error for regress --strict-environment)",
+    )
     g.add_argument("--batch-sizes", type=int, nargs="+", default=[1], metavar="N", help="batch sizes to time (default: 1)")
     g.add_argument("--rounds", type=int, default=15, help="measuring rounds, each on a fresh load (default: 15; comparisons need >= 6)")
     g.add_argument("--min-time", type=float, default=0.1, metavar="S", help="seconds of timed calls per round (default: 0.1)")
@@ -73,7 +79,13 @@ def _settings(args: argparse.Namespace):
         kind = "factory" if ":" in args.task else "env" if re.fullmatch(r"[A-Za-z][\w/]*-v\d+", args.task) else "name"
         task = {kind: args.task}
     data: dict[str, Any] = {
-        "target": {"name": args.target, "threads": args.threads, "optimization": args.optimization, "precision": args.precision},
+        "target": {
+            "name": args.target,
+            "threads": args.threads,
+            "optimization": args.optimization,
+            "precision": args.precision,
+            "cpu": args.cpu,
+        },
         "batch_sizes": args.batch_sizes,
         "timing": {"warmup": args.warmup, "rounds": args.rounds, "min_time_s": args.min_time},
         "task": task,
@@ -95,6 +107,7 @@ _OPTIONS = {
     "threads": "--threads",
     "optimization": "--optimization",
     "precision": "--precision",
+    "cpu": "--cpu",
     "batch_sizes": "--batch-sizes",
     "rounds": "--rounds",
     "min_time_s": "--min-time",
@@ -163,6 +176,8 @@ def _bench(args: argparse.Namespace) -> int:
     if result["metric"]:
         m = result["metric"]
         print(f"  {m['name']} ({m['split']}): {m['value']:.4f}")
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if any(s["noisy"] for s in result["latency"].values()):
         print("warning: noisy measurement; close other work, pin --threads, or raise --rounds/--min-time", file=sys.stderr)
     if args.json:

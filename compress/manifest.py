@@ -96,8 +96,9 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def environment() -> dict[str, Any]:
-    """Versions, CPU and thread settings: what a reader needs to judge the figures."""
+def environment(deploy_cpu: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Versions, CPU and thread settings: what a reader needs to judge the figures; `deploy_cpu`: the
+    target CPU the run quantizes for and this host's kind and flags (`DeployCpu.as_dict`)."""
     import torch
 
     packages = ("edge-compress", "torch", "onnx", "onnxruntime", "numpy", "torch-pruning", "scikit-learn", "neural-compressor", "torchao")
@@ -109,4 +110,5 @@ def environment() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
         "packages": {name: _version(name) for name in packages},
+        **({"deploy_cpu": deploy_cpu} if deploy_cpu else {}),
     }

@@ -40,13 +40,13 @@ class Pipeline:
         task: TaskSpec | str,
         name: str = "run",
         seed: int = 0,
-        target: TargetSpec | None = None,
+        target: TargetSpec | dict[str, Any] | str | None = None,
     ) -> None:
         self.stages = list(stages)
         self.task = TaskSpec(name=task) if isinstance(task, str) else task
         self.name = name
         self.seed = seed
-        self.target = target or TargetSpec()
+        self.target = _target(target)
         self.ids = _stage_ids(self.stages)
         self.check()
 
@@ -92,7 +92,13 @@ class Pipeline:
             return self._follow(run_dir)
         previous = _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
         created = previous.created if previous else now()
-        manifest = Manifest(name=self.name, recipe=self.settings(), created=created, updated=now(), environment=environment())
+        manifest = Manifest(
+            name=self.name,
+            recipe=self.settings(),
+            created=created,
+            updated=now(),
+            environment=environment(self.target.deploy_cpu().as_dict()),
+        )
         ctx = self._context(run_dir, quiet)
         manifest.save(run_dir / MANIFEST)  # from now on the folder is a run that --resume can continue
         hashes: dict[str, str] = {}
@@ -126,7 +132,13 @@ class Pipeline:
                     _seed_everything(self.seed + index)
                     ctx = stage.run(ctx, stage.cfg)
                 distributed.barrier()
-        return Manifest(name=self.name, recipe=self.settings(), created=now(), updated=now(), environment=environment())
+        return Manifest(
+            name=self.name,
+            recipe=self.settings(),
+            created=now(),
+            updated=now(),
+            environment=environment(self.target.deploy_cpu().as_dict()),
+        )
 
     def _run_stage(
         self, ctx: RunContext, index: int, sid: str, stage: Stage, parent: str | None, previous: Manifest | None, hashes: dict[str, str]
@@ -178,6 +190,22 @@ def _enter_stage(ctx: RunContext, sid: str, key: str, *, keep_attempt: bool) -> 
         shutil.rmtree(ctx.stage_dir)  # leftovers of an unfinished or outdated attempt
     ctx.stage_dir.mkdir(parents=True, exist_ok=True)
     write_text(attempt, key)
+
+
+def _target(target: TargetSpec | dict[str, Any] | str | None) -> TargetSpec:
+    """The run's target from the API's forms: a spec, the recipe's mapping, or a target name."""
+    if isinstance(target, TargetSpec):
+        return target
+    from pydantic import ValidationError
+
+    from compress.recipe import format_validation_error
+
+    try:
+        return TargetSpec.model_validate({"name": target} if isinstance(target, str) else target or {})
+    except ValidationError as err:
+        raise RecipeError(
+            f"target: {format_validation_error(err.errors()[0], TargetSpec)}", fix="see the recipe's target section"
+        ) from None
 
 
 def _stage_ids(stages: Sequence[Stage]) -> list[str]:

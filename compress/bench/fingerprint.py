@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fingerprint", "differences", "cpu_model", "cpu_flags", "COMPARED"]
+__all__ = ["fingerprint", "differences", "cpu_model", "cpu_flags", "cpu_mismatch", "COMPARED"]
 
 # instruction sets that change which kernels runtimes pick (x86 and Arm)
 _ISA = re.compile(r"^(sse4_2|avx|avx2|fma|f16c|avx512\w*|amx\w*|avx_vnni|asimd\w*|sve\d*|sme\d*|i8mm|bf16|dotprod)$")
@@ -49,11 +49,24 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def cpu_mismatch(requested: str) -> str | None:
+    """A warning when this machine is not of the deployment CPU kind `requested` (auto: never)."""
+    from compress.cpu import resolve_cpu
+
+    cpu = resolve_cpu(requested)
+    if cpu.kind == cpu.host:
+        return None
+    return f"this machine is {cpu.host.name}, the deployment CPU {cpu.kind.name}: latencies here are this machine's, not the target's"
+
+
 def fingerprint(runner_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """This machine plus what the runner reports (target, runtime, provider, threads, ...)."""
+    from compress.cpu import host_features, kind_of
+
     info = runner_info or {}
     return {
         "cpu": cpu_model(),
+        "cpu_kind": kind_of(host_features()).name,
         "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "machine": platform.machine(),

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from compress.bench.fingerprint import fingerprint
+from compress.bench.fingerprint import cpu_mismatch, fingerprint
 from compress.bench.memory import peak_rss
 from compress.bench.runners import Loaded, ModelSource, Runner, Sessions, TargetSpec, make_runner
 from compress.bench.runners.pytorch import load_pt2
@@ -159,6 +159,7 @@ def bench_model(model: str | Path, settings: BenchSettings, *, runner: Runner | 
         "settings": settings.model_dump(mode="json"),
         "runner": info,
         "fingerprint": fingerprint(info),
+        "warnings": [w for w in [cpu_mismatch(settings.target.cpu)] if w],
         "latency": latency,
         "memory": memory,
         "metric": evaluate(sessions.loaded(), task, settings.split, settings.task) if task else None,

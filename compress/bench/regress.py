@@ -14,7 +14,7 @@ import numpy as np
 
 from compress.bench.baseline import Baseline
 from compress.bench.compare import MIN_PAIRED_ROUNDS, Comparison, compare_interleaved, compare_rounds
-from compress.bench.fingerprint import differences, fingerprint
+from compress.bench.fingerprint import cpu_mismatch, differences, fingerprint
 from compress.bench.model_bench import BenchSettings, bench_model, evaluate, inputs_for, model_source, sample_shape
 from compress.bench.runners import Sessions, make_runner
 from compress.bench.timing import robust_cv
@@ -108,7 +108,11 @@ def against_baseline(
         current = bench_model(model, settings, runner=runner)
     except DataError as err:
         raise ArtifactError(f"baseline {baseline_path} does not fit {Path(model).name}: {err.message}", fix="save a new baseline") from None
+    mismatch = cpu_mismatch(settings.target.cpu)
+    if mismatch and strict_environment:
+        raise ArtifactError(f"baseline {baseline_path}: {mismatch}", fix="run the regression test on a machine of that CPU kind")
     checks, warnings = [], [f"environment differs from the baseline's: {'; '.join(diffs)}"] if diffs else []
+    warnings += [mismatch] if mismatch else []
     for batch, stats in current["latency"].items():
         old = baseline.latency[batch]
         comparison = compare_rounds(stats["round_p50"], old.round_p50, paired=False)
@@ -147,7 +151,7 @@ def against_reference(
     runner = make_runner(settings.target)
     fresh = settings.timing.fresh_sessions
     sessions = {who: Sessions(runner, model_source(p), fresh=fresh) for who, p in paths.items()}
-    checks, warnings = [], []
+    checks, warnings = [], [w for w in [cpu_mismatch(settings.target.cpu)] if w]
     for batch in settings.batch_sizes:
         x = inputs_for(shapes["model"], batch, task, settings.split)
         comparison = compare_interleaved(sessions["model"], sessions["reference"], x, settings.timing)

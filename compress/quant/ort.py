@@ -1,9 +1,10 @@
 """Everything onnxruntime.quantization-specific: static (calibrated) and dynamic INT8 quantization of an
-ONNX file, and the list of operators ONNX Runtime still runs in float after optimising the result.
+ONNX file in a given `Int8Format` (see `formats`: chosen per deployment CPU), and the list of operators
+ONNX Runtime still runs in float after optimising the result.
 
-Defaults are chosen for speed on x86 CPUs: QDQ format, per-channel signed int8 weights and *unsigned*
-uint8 activations. With signed activations (ORT's default), our tests left the convolutions at residual
-joins in float and gave no speedup; with uint8 activations ORT fuses them into QLinearConv/QLinearAdd."""
+QDQ format, uint8 activations: with signed activations (ORT's default), our tests left the convolutions
+at residual joins in float and gave no speedup; with uint8 activations ORT fuses them into
+QLinearConv/QLinearAdd. Weights are int8 (7-bit with `reduce_range`) or uint8 as the format says."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ import numpy as np
 
 from compress.errors import RecipeError
 from compress.fsio import atomic_path
+from compress.quant.formats import Int8Format
 from compress.registry import did_you_mean
 
-__all__ = ["quantize_onnx", "float_ops", "CALIBRATION_METHODS"]
+__all__ = ["quantize_onnx", "float_ops", "dynamic_op_types", "CALIBRATION_METHODS"]
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # operators that only move or reshape data: in float or not, they are not where the time goes
@@ -59,7 +61,7 @@ def _quiet() -> Iterator[None]:
 
     root = logging.getLogger()
     level = root.level
-    root.setLevel(logging.WARNING)
+    root.setLevel(logging.ERROR)  # also its per-channel warnings about 1-D (LayerNorm) weights
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
@@ -73,14 +75,14 @@ def quantize_onnx(
     *,
     mode: str,
     calibration: np.ndarray | None,
+    fmt: Int8Format,
     method: str = "minmax",
-    per_channel: bool = True,
-    activations: str = "uint8",
     exclude_nodes: list[str] | None = None,
     exclude_op_types: list[str] | None = None,
 ) -> None:
     """Write an INT8 version of `source` to `dest` (atomically). `mode`: static (needs `calibration`
-    inputs) or dynamic (weights int8, activations quantized at run time)."""
+    inputs) or dynamic (weights quantized, uint8 activations quantized at run time); `fmt` sets the
+    weight type, 7-bit weights and per-channel (and, static, the activation type)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_dynamic, quantize_static
 
     exclude_nodes, exclude_op_types = list(exclude_nodes or []), list(exclude_op_types or [])
@@ -95,12 +97,14 @@ def quantize_onnx(
 
         graph = onnx.load(str(prepared)).graph
         op_types = sorted({n.op_type for n in graph.node} - set(exclude_op_types))
+        types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
         if mode == "dynamic":
             quantize_dynamic(
                 str(prepared),
                 str(out),
-                per_channel=per_channel,
-                weight_type=QuantType.QInt8,
+                per_channel=fmt.per_channel,
+                reduce_range=fmt.reduce_range,
+                weight_type=types[fmt.weights],
                 nodes_to_exclude=exclude_nodes,
                 op_types_to_quantize=op_types,
             )
@@ -113,13 +117,22 @@ def quantize_onnx(
             str(out),
             _Reader(graph.input[0].name, calibration),
             quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
-            weight_type=QuantType.QInt8,
+            per_channel=fmt.per_channel,
+            reduce_range=fmt.reduce_range,
+            activation_type=types[fmt.activations],
+            weight_type=types[fmt.weights],
             nodes_to_exclude=exclude_nodes,
             op_types_to_quantize=op_types,
             calibrate_method=methods[method],
         )
+
+
+def dynamic_op_types() -> list[str]:
+    """The compute operator types the installed ONNX Runtime's dynamic mode quantizes (Transpose, which it
+    only passes through in 8 bits, aside)."""
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
+    return sorted(set(IntegerOpsRegistry) - {"Transpose"})
 
 
 def float_ops(model_path: Path, threads: int = 1) -> dict[str, Any]:

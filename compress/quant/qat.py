@@ -86,10 +86,12 @@ class ActQuant(nn.Module):
 
 class WeightQuant(nn.Module):
     """Per-output-channel symmetric int8 fake quantization of a weight (a parametrization): the scale is
-    max|w| / 127 of each channel, recomputed every step, held fixed (`frozen`) while exporting."""
+    max|w| / `levels` of each channel (127; 63 for 7-bit weights, which x86 CPUs without VNNI need),
+    recomputed every step, held fixed (`frozen`) while exporting."""
 
-    def __init__(self, out_channels: int) -> None:
+    def __init__(self, out_channels: int, levels: int = 127) -> None:
         super().__init__()
+        self.levels = levels
         self.register_buffer("scale", torch.ones(out_channels))
         self.register_buffer("zero_point", torch.zeros(out_channels, dtype=torch.int32))
         self.frozen = False
@@ -98,13 +100,13 @@ class WeightQuant(nn.Module):
         if not self.frozen:
             with torch.no_grad():
                 amax = w.detach().abs().flatten(1).amax(1)
-                self.scale.copy_(torch.clamp(amax / 127.0, min=1e-8))
+                self.scale.copy_(torch.clamp(amax / self.levels, min=1e-8))
         return torch.fake_quantize_per_channel_affine(w, self.scale, self.zero_point, 0, -128, 127)
 
 
-def prepare_qat(model: nn.Module, *, momentum: float = 0.01) -> fx.GraphModule:
-    """A fake-quantized copy of `model` (eval mode, BatchNorm folded). Raises `ModelError` when the model
-    cannot be traced or has no Conv/Linear layer to quantize."""
+def prepare_qat(model: nn.Module, *, momentum: float = 0.01, weight_levels: int = 127) -> fx.GraphModule:
+    """A fake-quantized copy of `model` (eval mode, BatchNorm folded), weights in [-weight_levels,
+    weight_levels]. Raises `ModelError` when the model cannot be traced or has no Conv/Linear layer."""
     from torch.fx.experimental.optimization import fuse
 
     source = copy.deepcopy(model).eval()
@@ -119,7 +121,7 @@ def prepare_qat(model: nn.Module, *, momentum: float = 0.01) -> fx.GraphModule:
     if not weighted:
         raise ModelError(f"qad: {type(model).__name__} has no Conv or Linear layer to quantize")
     for module in weighted:
-        parametrize.register_parametrization(module, "weight", WeightQuant(module.weight.shape[0]))
+        parametrize.register_parametrization(module, "weight", WeightQuant(module.weight.shape[0], weight_levels))
     _insert_act_quants(graph_module, momentum)
     return graph_module.eval()
 

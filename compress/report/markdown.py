@@ -137,6 +137,11 @@ def _latency_section(models: list[dict[str, Any]]) -> list[str]:
 
 def _environment_section(env: dict[str, Any]) -> list[str]:
     lines = ["", "## Environment", "", f"- CPU: {env.get('cpu')} ({env.get('cores')} cores)", f"- Python {env.get('python')}"]
+    cpu = env.get("deploy_cpu")
+    if cpu:
+        asked = "this machine" if cpu["requested"] == "auto" else "set in the recipe"
+        lines.append(f"- Deployment CPU (INT8 formats are chosen for it): `{cpu['target']}`, {asked}; this host: `{cpu['host']}`")
+        lines.append(f"  - host features: {' '.join(cpu['host_features'])}")
     lines += [f"- {k} {v}" for k, v in env.get("packages", {}).items() if v]
     for target, fp in (env.get("targets") or {}).items():
         extra = f", precision {fp['precision_hint']}" if fp.get("precision_hint") else ""
@@ -144,6 +149,36 @@ def _environment_section(env: dict[str, Any]) -> list[str]:
         if fp.get("cpu_flags"):
             lines.append(f"  - CPU flags: {' '.join(fp['cpu_flags'])}")
     return [*lines, ""]
+
+
+def _deployed_cell(d: dict[str, Any] | None) -> str:
+    if not d or d.get("deployed") is None:
+        return "-"
+    exact = (d.get("exact") or {}).get("top1_agreement")
+    return f"{d['deployed']:.4f} ({d['basis']}, {d['cpu']})" + (f" / {exact:.4f}" if exact is not None else "")
+
+
+def _speed_cell(speed: dict[str, Any] | None) -> str:
+    if not speed:
+        return "-"
+    if not speed.get("measured"):
+        return "not measured"
+    return f"{speed['speedup']:.2f}x at b{speed['batch']}"
+
+
+def _quant_notes(name: str, q: dict[str, Any]) -> list[str]:
+    notes = []
+    d, speed = q.get("deployed") or {}, q.get("speed") or {}
+    if d.get("cause"):
+        notes.append(f"> **Warning:** `{name}`: {d['cause']}; {d['fix']}.")
+    if speed.get("measured") and not speed["pays_off"]:
+        notes.append(
+            f"> **INT8 does not pay off here:** `{name}` runs {speed['speedup']:.2f}x its FP32 file at batch {speed['batch']} "
+            f"({speed['int8_ms']:.3f} vs {speed['fp32_ms']:.3f} ms) on this `{d.get('host', 'host')}` CPU."
+        )
+    if speed and not speed.get("measured"):
+        notes.append(f"> `{name}`: speed against FP32 not measured: {speed['why']}.")
+    return notes
 
 
 def _prune_section(name: str, prune: dict[str, Any], metric_name: str) -> list[str]:
@@ -198,10 +233,12 @@ def _controller_section(name: str, ctl: dict[str, Any], metric: str) -> list[str
 
 
 def _quant_section(quantized: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Per INT8 model: how it was made, how closely it agrees, and what ONNX Runtime still runs in float
-    (the first place to look when INT8 is not faster)."""
-    lines = ["", "## Quantization", "", "| model | from | method | agreement (top-1 / max abs diff) | integer ops | float ops ORT runs |"]
-    lines.append("|---|---|---|---|---|---|")
+    """Per INT8 model: how it was made and in which format, how closely it agrees where it will run (and
+    in exact arithmetic), whether it is faster than its FP32 source here, and what ORT still runs in
+    float (the first place to look when INT8 is not faster)."""
+    head = "| model | from | method | format | agreement (top-1 / max abs diff) | deployed (basis) / exact | vs FP32 speed | integer ops | float ops ORT runs |"
+    lines = ["", "## Quantization", "", head, "|---|---|---|---|---|---|---|---|---|"]
+    notes = []
     for name, q in quantized:
         close = q.get("vs_fp32_onnx") or q.get("vs_fake_quant") or {}
         agree = f"{close['top1_agreement']:.4f} / " if "top1_agreement" in close else ""
@@ -210,9 +247,14 @@ def _quant_section(quantized: list[tuple[str, dict[str, Any]]]) -> list[str]:
         method += ", tuned" if q.get("tuning") else ""
         integer = ", ".join(f"{op} x{c}" for op, c in q["integer_ops"].items() if op not in ("QuantizeLinear", "DequantizeLinear"))
         left = ", ".join(f"{op} x{c}" for op, c in q["float_ops"].items()) or "none"
+        fmt = (q.get("format") or {}).get("label", "-")
+        deployed, speed = _deployed_cell(q.get("deployed")), _speed_cell(q.get("speed"))
         lines.append(
-            f"| `{name}` | `{q['source']}` | {method} | {agree}{close.get('max_abs_diff', float('nan')):.3g} | {integer} | {left} |"
+            f"| `{name}` | `{q['source']}` | {method} | {fmt} | {agree}{close.get('max_abs_diff', float('nan')):.3g} | {deployed} | {speed} "
+            f"| {integer} | {left} |"
         )
+        notes += _quant_notes(name, q)
+    lines += ["", *notes] if notes else []
     tuned = [(n, q["tuning"]) for n, q in quantized if q.get("tuning") and "trials" in q["tuning"]]
     for name, t in tuned:
         lines += [

@@ -1,5 +1,5 @@
 """`qad`: quantization-aware distillation. The FP32 model, BatchNorm folded, is trained fake-quantized
-(per-channel symmetric int8 weights, per-tensor uint8 activations with moving-average ranges, frozen
+(per-channel symmetric int8 weights, 7-bit for targets whose kernels saturate, per-tensor uint8 activations with moving-average ranges, frozen
 after `freeze_after` epochs) against an FP32 teacher with the distillation losses, then written as a
 QDQ ONNX file that ONNX Runtime fuses into integer kernels. The stage reports how closely the
 fake-quantized PyTorch model and the INT8 ONNX model agree on the test split."""
@@ -18,7 +18,7 @@ from compress.distill.objective import DistillObjective
 from compress.distill.trainer import FitConfig, fit, torch_predictor
 from compress.errors import RecipeError
 from compress.fsio import atomic_path
-from compress.stages._int8 import check_int8, describe_float_ops
+from compress.stages._int8 import check_int8, describe_check, describe_float_ops
 from compress.stages._trained import TRAIN_STATE
 from compress.stages.base import Stage, register_stage
 
@@ -40,6 +40,15 @@ class QadConfig(FitConfig):
     momentum: float = Field(0.01, gt=0, le=1, description="activation ranges: weight of each batch's min/max in the moving average")
     calibration_samples: int = Field(256, ge=1, description="training samples that set the initial activation ranges (min/max)")
     opset: int = Field(17, ge=13, description="ONNX opset of the INT8 file")
+    reduce_range: bool | None = Field(
+        None, description="7-bit weights (|w| <= 64); default: from target.cpu (on for x86-avx2 and x86-avx512, whose kernels saturate)"
+    )
+    min_agreement: float = Field(
+        0.98,
+        ge=0,
+        le=1,
+        description="least top-1 agreement of the INT8 file with the fake-quantized model, through the target's arithmetic",
+    )
 
     @field_validator("loss")
     @classmethod
@@ -97,13 +106,17 @@ class Qad(Stage):
         return [self.cfg.output]
 
     def run(self, ctx: RunContext, cfg: QadConfig) -> RunContext:
+        from compress.quant import choose_format
+        from compress.quant.formats import SAFE_INT8_WEIGHT
         from compress.quant.qat import calibrate, export_qdq, prepare_qat
 
         if cfg.loss == "kd" and ctx.task.kind != "classification":
             raise RecipeError(
                 f"qad loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse or huber"
             )
-        student = prepare_qat(ctx.module(cfg.model), momentum=cfg.momentum)  # a copy: the FP32 model stays as it was
+        fmt, why = choose_format(ctx.target.deploy_cpu().kind, reduce_range=cfg.reduce_range)
+        levels = SAFE_INT8_WEIGHT if fmt.reduce_range else 127
+        student = prepare_qat(ctx.module(cfg.model), momentum=cfg.momentum, weight_levels=levels)  # a copy: the FP32 model stays
         teacher = ctx.module(cfg.teacher or cfg.model).eval().requires_grad_(False)
         calibrate(student, [ctx.task.example_input(cfg.calibration_samples, split="train")])
         metric = ctx.task.metric.name
@@ -124,19 +137,25 @@ class Qad(Stage):
             label=f"qad: {cfg.model!r}",
             why_float="no layer was fake-quantized",
             fix="use the quantize stage",
+            min_agreement=cfg.min_agreement,
+            fp32=ctx.path(ctx.record(cfg.model).onnx) if ctx.record(cfg.model).onnx else None,
+            what="the fake-quantized model",
         )
         fake_quant = ctx.task.evaluate(torch_predictor(student), "test")[metric]
-        self._record(ctx, cfg, dest, checked, result, {f"test_{metric}_calibrated_only": before, f"test_{metric}_fake_quant": fake_quant})
+        scores = {f"test_{metric}_calibrated_only": before, f"test_{metric}_fake_quant": fake_quant}
+        self._record(ctx, cfg, dest, checked, result, scores, {"format": fmt.as_dict(), "format_reason": why})
         return ctx
 
-    def _record(self, ctx: RunContext, cfg: QadConfig, dest, checked: dict[str, Any], result, scores: dict[str, float]) -> None:
+    def _record(
+        self, ctx: RunContext, cfg: QadConfig, dest, checked: dict[str, Any], result, scores: dict[str, float], made: dict[str, Any]
+    ) -> None:
         source = ctx.record(cfg.model)
         metric = ctx.task.metric.name
-        quant = {"source": cfg.model, "mode": "qad", "teacher": cfg.teacher or f"{cfg.model} (FP32)", "per_channel": True}
+        quant = {"source": cfg.model, "mode": "qad", "teacher": cfg.teacher or f"{cfg.model} (FP32)"}
         quant |= {
-            "activations": "uint8",
+            **made,
             "vs_fake_quant": checked["vs_reference"],
-            **{k: checked[k] for k in ("integer_ops", "float_ops", "float_nodes")},
+            **{k: checked[k] for k in ("integer_ops", "float_ops", "float_nodes", "deployed", "speed")},
         }
         quant |= {
             **scores,
@@ -156,9 +175,7 @@ class Qad(Stage):
             )
         )
         ctx.metrics[cfg.output] = quant
-        agree = checked["vs_reference"].get("top1_agreement")
         ctx.log(
-            f"  {cfg.output}: {ctx.relative(dest)}, test {metric} {checked['test'][metric]:.4f} (ONNX Runtime INT8), "
-            + (f"agreement with the fake-quantized model {agree:.4f}, " if agree is not None else "")
-            + f"float ops left: {describe_float_ops(checked)}"
+            f"  {cfg.output}: {ctx.relative(dest)}, {made['format']['label']}, test {metric} {checked['test'][metric]:.4f} (ONNX Runtime INT8)"
         )
+        ctx.log(f"    {describe_check(checked, 'the fake-quantized model')}; float ops left: {describe_float_ops(checked)}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +18,8 @@ from compress.config import ModelName, StageConfig
 from compress.context import ModelRecord, RunContext
 from compress.errors import DataError, RecipeError
 from compress.fsio import atomic_path
-from compress.stages._int8 import check_int8, describe_float_ops
+from compress.quant.formats import Int8Format
+from compress.stages._int8 import check_int8, describe_check, describe_float_ops
 from compress.stages.base import Stage, register_stage
 
 __all__ = ["Quantize", "QuantizeConfig", "CalibrationConfig", "TuneConfig"]
@@ -56,6 +58,18 @@ class QuantizeConfig(StageConfig):
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig, description="static mode: method, samples, split")
     per_channel: bool = Field(True, description="one weight scale per output channel")
     activations: Literal["uint8", "int8"] = Field("uint8", description="activation type; uint8 fuses fully on x86 CPUs (see README)")
+    weights: Literal["int8", "uint8"] | None = Field(
+        None, description="weight type; default int8 (uint8 weights, u8u8, cannot saturate on x86 without VNNI either)"
+    )
+    reduce_range: bool | None = Field(
+        None, description="7-bit weights (|w| <= 64); default: from target.cpu (on for x86-avx2 and x86-avx512, whose kernels saturate)"
+    )
+    min_agreement: float = Field(
+        0.98,
+        ge=0,
+        le=1,
+        description="least top-1 agreement with FP32 on the test split through the target's arithmetic; below it the stage fails",
+    )
     exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names kept in float")
     exclude_op_types: list[str] = Field(default_factory=list, description="ONNX op types kept in float, e.g. [Gemm]")
     suffix: str = Field("_int8", pattern=r"^[A-Za-z0-9_.-]+$", description="the quantized model is <name><suffix>")
@@ -66,6 +80,8 @@ class QuantizeConfig(StageConfig):
         if self.tune is not None and self.mode != "static":
             raise ValueError("tune applies to mode: static (dynamic quantization has no calibration to tune)")
         if self.backend == "inc":
+            if self.weights == "uint8":
+                raise ValueError("backend inc writes int8 weights: drop weights: uint8 (7-bit weights protect x86 without VNNI)")
             if self.mode != "static" or self.exclude_nodes or self.exclude_op_types:
                 raise ValueError("backend inc does static quantization of the whole model: drop mode, exclude_nodes and exclude_op_types")
             if self.calibration.method == "percentile":
@@ -96,7 +112,7 @@ class Quantize(Stage):
         return ctx
 
     def _quantize(self, ctx: RunContext, cfg: QuantizeConfig, name: str, calibration: np.ndarray | None) -> None:
-        from compress.quant import quantize_onnx
+        from compress.quant import choose_format, dynamic_op_types, quantize_onnx
 
         record = ctx.record(name)
         if not record.onnx:
@@ -104,12 +120,19 @@ class Quantize(Stage):
         source = ctx.path(record.onnx)
         out_name = f"{name}{cfg.suffix}"
         dest = ctx.out(f"{out_name}.onnx")
+        fmt, why = choose_format(
+            ctx.target.deploy_cpu().kind,
+            activations=cfg.activations,
+            weights=cfg.weights,
+            reduce_range=cfg.reduce_range,
+            per_channel=cfg.per_channel,
+        )
         options = {"method": cfg.calibration.method, "per_channel": cfg.per_channel, "exclude_nodes": cfg.exclude_nodes}
         tuning = None
         if cfg.backend == "inc":
-            tuning = _inc(ctx, cfg, name, dest, calibration)
+            tuning = _inc(ctx, cfg, name, dest, calibration, seven_bit=fmt.reduce_range)
         elif cfg.tune is not None:
-            tuning = _tune(ctx, cfg, cfg.tune, source, dest, calibration)
+            tuning = _tune(ctx, cfg, cfg.tune, source, dest, calibration, fmt)
             options = {k: tuning["chosen"][k] for k in options}
         else:
             with atomic_path(dest) as tmp:
@@ -118,19 +141,23 @@ class Quantize(Stage):
                     tmp,
                     mode=cfg.mode,
                     calibration=calibration,
-                    activations=cfg.activations,
+                    fmt=fmt,
                     exclude_op_types=cfg.exclude_op_types,
-                    **options,
+                    **{k: options[k] for k in ("method", "exclude_nodes")},
                 )
+        import onnxruntime
+
         checked = check_int8(
             ctx,
             dest,
             OrtCpuRunner(ctx.target.num_threads).load(source),
             label=f"quantize: {name!r}",
-            why_float="ONNX Runtime's dynamic mode covers MatMul, Attention, LSTM/GRU and Gather, not Gemm"
+            why_float=f"ONNX Runtime {onnxruntime.__version__}'s dynamic mode quantizes {', '.join(dynamic_op_types())}; not Gemm, GRU or RNN"
             if cfg.mode == "dynamic"
             else "no operator was quantized",
             fix="use mode: static" if cfg.mode == "dynamic" else "check exclude_nodes / exclude_op_types",
+            min_agreement=cfg.min_agreement,
+            fp32=source,
         )
         calibration_cfg = {**cfg.calibration.model_dump(), "method": options["method"]} if cfg.mode == "static" else None
         quant: dict[str, Any] = {
@@ -138,10 +165,11 @@ class Quantize(Stage):
             "backend": cfg.backend,
             "mode": cfg.mode,
             "calibration": calibration_cfg,
-            "per_channel": options["per_channel"],
+            "format": replace(fmt, per_channel=options["per_channel"]).as_dict(),
+            "format_reason": why,
         }
-        quant |= {"activations": cfg.activations, "exclude_nodes": options["exclude_nodes"], "vs_fp32_onnx": checked["vs_reference"]}
-        quant |= {k: checked[k] for k in ("integer_ops", "float_ops", "float_nodes")}
+        quant |= {"exclude_nodes": options["exclude_nodes"], "vs_fp32_onnx": checked["vs_reference"]}
+        quant |= {k: checked[k] for k in ("integer_ops", "float_ops", "float_nodes", "deployed", "speed")}
         quant[f"test_{ctx.task.metric.name}_onnx"] = checked["test"][ctx.task.metric.name]
         if tuning is not None:
             quant["tuning"] = tuning
@@ -156,9 +184,8 @@ class Quantize(Stage):
             )
         )
         ctx.metrics[out_name] = quant
-        agreement = checked["vs_reference"]
-        agree = f"top-1 agreement with FP32 {agreement['top1_agreement']:.4f}, " if "top1_agreement" in agreement else ""
-        ctx.log(f"  {out_name}: {ctx.relative(dest)}, {agree}float ops left: {describe_float_ops(checked)}")
+        ctx.log(f"  {out_name}: {ctx.relative(dest)}, {fmt.label} ({why})")
+        ctx.log(f"    {describe_check(checked)}; float ops left: {describe_float_ops(checked)}")
 
 
 def _calibration_inputs(ctx: RunContext, cfg: CalibrationConfig) -> np.ndarray:
@@ -181,8 +208,11 @@ def _calibration_inputs(ctx: RunContext, cfg: CalibrationConfig) -> np.ndarray:
     return np.ascontiguousarray(data[: cfg.samples], dtype=np.float32)
 
 
-def _inc(ctx: RunContext, cfg: QuantizeConfig, name: str, dest: Path, calibration: np.ndarray | None) -> dict[str, Any] | None:
-    """neural-compressor's PT2E static quantization (with autotune when `tune` is set) on the PyTorch model."""
+def _inc(
+    ctx: RunContext, cfg: QuantizeConfig, name: str, dest: Path, calibration: np.ndarray | None, *, seven_bit: bool
+) -> dict[str, Any] | None:
+    """neural-compressor's PT2E static quantization (with autotune when `tune` is set) on the PyTorch model;
+    with `seven_bit`, its 8-bit weights are rescaled to 7 bits afterwards (it has no such option)."""
     import torch
 
     from compress.distill.trainer import torch_predictor
@@ -211,6 +241,8 @@ def _inc(ctx: RunContext, cfg: QuantizeConfig, name: str, dest: Path, calibratio
             tolerable_loss=relative,
             max_trials=tune_cfg.max_trials if tune_cfg else 24,
         )
+        if seven_bit:
+            _restrict(tmp)
     if tune_cfg is None or baseline is None:
         return None
     return {
@@ -223,8 +255,26 @@ def _inc(ctx: RunContext, cfg: QuantizeConfig, name: str, dest: Path, calibratio
     }
 
 
+def _restrict(path: Path) -> None:
+    import onnx
+
+    from compress.quant.arithmetic import restrict_weights
+    from compress.quant.qdq import fold_quantized_weights
+
+    proto = onnx.load(str(path))
+    fold_quantized_weights(proto)
+    restrict_weights(proto)
+    onnx.save(proto, str(path))
+
+
 def _tune(
-    ctx: RunContext, cfg: QuantizeConfig, tune_cfg: TuneConfig, source: Path, dest: Path, calibration: np.ndarray | None
+    ctx: RunContext,
+    cfg: QuantizeConfig,
+    tune_cfg: TuneConfig,
+    source: Path,
+    dest: Path,
+    calibration: np.ndarray | None,
+    fmt: Int8Format,
 ) -> dict[str, Any]:
     """Accuracy-driven search (see `compress.quant.tune`); the chosen trial's file ends at `dest`."""
     import onnx
@@ -246,10 +296,9 @@ def _tune(
                 path,
                 mode="static",
                 calibration=calibration,
+                fmt=replace(fmt, per_channel=candidate.per_channel),
                 method=candidate.method,
-                per_channel=candidate.per_channel,
                 exclude_nodes=list(candidate.exclude_nodes),
-                activations=cfg.activations,
                 exclude_op_types=cfg.exclude_op_types,
             )
             return ctx.task.evaluate(runner.load(path), "val")[metric.name]

@@ -36,7 +36,7 @@ class Report(Stage):
     def run(self, ctx: RunContext, cfg: ReportConfig) -> RunContext:
         title = cfg.title or f"Compression report: {ctx.task.name}"
         reference = cfg.reference or ("teacher" if "teacher" in ctx.models else None)
-        env = {**environment(), "targets": self._targets(ctx)}
+        env = {**environment(ctx.target.deploy_cpu().as_dict()), "targets": self._targets(ctx)}
         md, html = write_report(build_summary(ctx), env, ctx.out("report.md").parent, title=title, reference=reference)
         ctx.metrics["report"] = ctx.relative(md)
         ctx.metrics["report_html"] = ctx.relative(html)

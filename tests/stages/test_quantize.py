@@ -33,7 +33,7 @@ def test_kept_op_types_are_listed_as_float(tmp_path):
 
 def test_dynamic_mode_quantizes_matmuls(tmp_path):
     tokens = Train(name="vit", model={"arch": "transformer", "dim": 16, "heads": 2, "depth": 1}, epochs=2)
-    q = _quantize(tmp_path, tokens, mode="dynamic")["vit_int8"]
+    q = _quantize(tmp_path, tokens, mode="dynamic", min_agreement=0.9)["vit_int8"]  # 2 epochs: near-tied logits
     assert q["calibration"] is None
     assert set(q["integer_ops"]) & {"MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLinear", "MatMulIntegerToFloat"}
     assert q["vs_fp32_onnx"]["top1_agreement"] >= 0.9
@@ -42,7 +42,8 @@ def test_dynamic_mode_quantizes_matmuls(tmp_path):
 def test_dynamic_mode_on_gemm_only_model_says_why_and_what_to_do(tmp_path):
     with pytest.raises(RecipeError) as err:
         _quantize(tmp_path, MLP, mode="dynamic")
-    assert "'mlp' would run entirely in float (ONNX Runtime's dynamic mode covers MatMul" in str(err.value)
+    assert "'mlp' would run entirely in float (ONNX Runtime " in str(err.value)
+    assert "dynamic mode quantizes Attention, Conv, EmbedLayerNormalization, Gather, LSTM, MatMul; not Gemm, GRU or RNN" in str(err.value)
     assert "use mode: static" in str(err.value)
     assert not (tmp_path / "quantize" / "mlp_int8.onnx").exists()
 
@@ -66,7 +67,7 @@ def test_nothing_exported_is_an_error(tmp_path):
 
 
 def test_tuning_records_every_trial_and_stops_at_the_first_pass(tmp_path):
-    q = _quantize(tmp_path, CNN, calibration={"samples": 1}, tune={"tolerable_loss": 1e-9, "max_trials": 3})["cnn_int8"]
+    q = _quantize(tmp_path, CNN, calibration={"samples": 1}, tune={"tolerable_loss": 1e-9, "max_trials": 3}, min_agreement=0)["cnn_int8"]
     tuning = q["tuning"]
     trials = tuning["trials"]
     assert [t["index"] for t in trials] == list(range(len(trials))) and 1 <= len(trials) <= 3
@@ -84,7 +85,7 @@ def test_calibration_from_a_user_file(tmp_path):
 
     good = tmp_path / "calib.npy"
     np.save(good, np.random.default_rng(0).normal(size=(16, 1, 8, 8)).astype(np.float32))
-    q = _quantize(tmp_path / "run", CNN, calibration={"file": str(good)})["cnn_int8"]
+    q = _quantize(tmp_path / "run", CNN, calibration={"file": str(good)}, min_agreement=0)["cnn_int8"]  # random inputs: ranges off
     assert q["float_ops"] == {} and q["calibration"]["file"] == str(good)
 
 

@@ -103,6 +103,9 @@ STAGE_CASES["quantize"] = {
     "suffix": ("/int8", "should match pattern"),
     "backend": ("openvino", "'ort' or 'inc'"),
     "tune": ({"tolerable_loss": 0}, "tune.tolerable_loss"),
+    "weights": ("int4", "'int8' or 'uint8'"),
+    "reduce_range": ("maybe", "valid boolean"),
+    "min_agreement": (1.5, "less than or equal to 1"),
 }
 STAGE_CASES["qad"] = {
     **FIT,
@@ -117,6 +120,8 @@ STAGE_CASES["qad"] = {
     "momentum": (0, "greater than 0"),
     "calibration_samples": (0, "greater than or equal to 1"),
     "opset": (11, "greater than or equal to 13"),
+    "reduce_range": ("maybe", "valid boolean"),
+    "min_agreement": (-0.1, "greater than or equal to 0"),
 }
 TUNE_CASES = {
     "tolerable_loss": (-0.1, "greater than 0"),
@@ -213,6 +218,7 @@ TARGET_CASES = {
     "optimization": ("max", "'all', 'extended', 'basic' or 'disabled'"),
     "precision": ("int8", "'f32', 'bf16' or 'f16'"),
     "io_binding": ("maybe", "valid boolean"),
+    "cpu": ("avx2", "'auto', 'x86-avx2', 'x86-avx512', 'x86-vnni' or 'arm64'"),
 }
 
 

@@ -71,11 +71,16 @@ def test_quantization_section_lists_float_ops_and_tuning_trials():
         "integer_ops": {"QLinearConv": 3, "QuantizeLinear": 1},
         "float_ops": {"Conv": 1},
         "tuning": tuning,
+        "format": {"label": "u8s8+7bit"},
+        "deployed": {"deployed": 0.99, "basis": "host kernels", "cpu": "x86-avx2", "host": "x86-avx2", "exact": {"top1_agreement": 0.995}},
+        "speed": {"measured": True, "speedup": 1.04, "batch": 32, "int8_ms": 0.5, "fp32_ms": 0.52, "pays_off": False},
     }
     int8 = {**_model("student_int8", 100, 400, 0.5, 0.968), "quant": quant}
     summary = {"task": "digits", "target": "ort-cpu", "threads": 1, "models": [_model("student", 100, 400, 1.0, 0.97), int8]}
     text = render_markdown(summary, title="t", environment={}, reference="student")
-    assert "| `student_int8` | `student` | static, minmax, tuned | 0.9900 / 0.05 | QLinearConv x3 | Conv x1 |" in text
+    row = "| `student_int8` | `student` | static, minmax, tuned | u8s8+7bit | 0.9900 / 0.05 | 0.9900 (host kernels, x86-avx2) / 0.9950 "
+    assert row + "| 1.04x at b32 | QLinearConv x3 | Conv x1 |" in text
+    assert "> **INT8 does not pay off here:** `student_int8` runs 1.04x its FP32 file at batch 32 (0.500 vs 0.520 ms)" in text
     assert "Tuning `student_int8` (2 trials, met; val accuracy FP32 0.9700):" in text
     assert "- 1 sensitivity: minmax, per-channel True, float: /stem/Conv: 0.9680 (passed)" in text
     assert "## Quantization" not in render_markdown({**summary, "models": summary["models"][:1]}, title="t", environment={}, reference=None)

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from compress.cpu import CpuName, DeployCpu, resolve_cpu
 from compress.errors import TargetError
 from compress.registry import Registry
 
@@ -62,6 +63,11 @@ class TargetSpec(BaseModel):
         "f32", description="OpenVINO inference precision hint; f32 keeps FP32 models in FP32 (its CPU default may be bf16)"
     )
     io_binding: bool = Field(True, description="GPU targets: inputs and outputs stay on the device while timed")
+    cpu: CpuName = Field(
+        "auto",
+        description="the CPU the model will run on, which sets the INT8 format: auto (this machine), x86-avx2, x86-avx512 "
+        "(no VNNI: 7-bit weights, u8s8 kernels saturate), x86-vnni, arm64",
+    )
 
     @field_validator("name")
     @classmethod
@@ -71,6 +77,10 @@ class TargetSpec(BaseModel):
     @property
     def num_threads(self) -> int:
         return self.threads or os.cpu_count() or 1
+
+    def deploy_cpu(self) -> DeployCpu:
+        """The deployment CPU (`cpu`, auto resolved to this machine) and this host's kind."""
+        return resolve_cpu(self.cpu)
 
 
 @dataclass(frozen=True)

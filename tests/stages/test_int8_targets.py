@@ -1,0 +1,152 @@
+"""INT8 for the deployment CPU, checked where it will run.
+
+The format choice is tested with faked CPU features (the host's kind is whatever the features say), so
+it holds on any machine. Tests on real kernels assert the bound that fits the kind this host is, and
+the x86-avx2 kernels themselves run under QEMU's user-mode emulator where it is installed (.ci/run
+installs it), whatever CPU runs the suite."""
+
+import re
+
+import numpy as np
+import pytest
+
+import compress.cpu
+from compress.cpu import resolve_cpu
+from compress.errors import ArtifactError
+from compress.pipeline import Pipeline
+from compress.quant.emulate import emulated_outputs, emulator
+from compress.stages import Distill, Export, Qad, Quantize, Train
+
+pytestmark = pytest.mark.slow
+
+AVX2 = frozenset({"avx", "avx2", "fma3"})
+VNNI = AVX2 | {"avx512f", "avx512bw", "avx512vnni"}
+CNN = Train(name="cnn", model={"arch": "resnet_cnn", "width": 8, "blocks": [1, 1]}, epochs=3)
+needs_emulator = pytest.mark.skipif(emulator() is None, reason="needs qemu-x86_64 (apt-get install qemu-user) on an x86 machine")
+
+
+def _fake_host(monkeypatch, features):
+    monkeypatch.setattr(compress.cpu, "host_features", lambda: features)
+
+
+def _run(tmp_path, stages, task="digits", cpu="auto"):
+    return Pipeline(stages, task=task, target={"threads": 1, "cpu": cpu}).run(tmp_path, quiet=True)
+
+
+@pytest.mark.parametrize(("features", "label", "max_abs"), [(AVX2, "u8s8+7bit", 64), (VNNI, "u8s8", 127)])
+def test_auto_quantizes_for_the_kind_of_cpu_this_is(tmp_path, monkeypatch, features, label, max_abs):
+    _fake_host(monkeypatch, features)
+    lenient = {"min_agreement": 0.95}  # a 3-epoch model: near-tied logits flip in 7 bits
+    manifest = _run(tmp_path, [CNN, Export(), Quantize(calibration={"samples": 64}, **lenient), Qad(model="cnn", epochs=1, **lenient)])
+    assert manifest.environment["deploy_cpu"]["target"] == manifest.environment["deploy_cpu"]["host"] == resolve_cpu().kind.name
+    for q in (manifest.find("quantize").metrics["cnn_int8"], manifest.find("qad").metrics["cnn_qad"]):
+        assert q["format"]["label"] == label and q["deployed"]["basis"] == "host kernels"
+        weights = q["deployed"]["weights"]
+        assert weights["dtypes"] == ["int8"] and weights["max_abs"] == max_abs and weights["saturation_safe"] == (max_abs <= 64)
+        assert q["deployed"]["exact"]["samples"] == 360 and q["deployed"]["host_vs_exact"]["top1_agreement"] >= 0.99
+        assert q["speed"]["measured"] and q["speed"]["batch"] == 32 and q["speed"]["speedup"] > 0
+
+
+def test_saturating_kernels_fail_the_stage_in_one_line_naming_cause_and_fix(tmp_path, monkeypatch):
+    """A host whose kernels lose agreement that the exact arithmetic keeps: the symptom of saturation,
+    forced here by a host predictor that flips a tenth of the answers."""
+    import compress.stages._int8 as int8
+
+    _fake_host(monkeypatch, AVX2)
+    real = int8.host_kernels
+
+    def saturating(path, threads):
+        predict = real(path, threads)
+
+        def flipped(x):
+            out = predict(x)
+            out[::10] = -out[::10]
+            return out
+
+        return flipped
+
+    monkeypatch.setattr(int8, "host_kernels", saturating)
+    with pytest.raises(ArtifactError) as err:
+        _run(tmp_path, [CNN, Export(), Quantize(calibration={"samples": 64}, reduce_range=False)])
+    text = str(err.value)
+    assert re.match(r"quantize: 'cnn': INT8 agreement with FP32 0\.\d{4} through the host kernels < min_agreement 0\.98 \(", text)
+    assert "saturation on this CPU's kernels (x86-avx2" in text and "keep its 7-bit weights" in text and "\n" not in text
+    assert not (tmp_path / "quantize" / "cnn_int8.onnx").exists()
+
+
+def test_a_target_that_saturates_with_8bit_weights_and_no_emulator_is_refused(tmp_path, monkeypatch):
+    import compress.quant.emulate
+
+    _fake_host(monkeypatch, VNNI)
+    monkeypatch.setattr(compress.quant.emulate, "emulator", lambda: None)
+    with pytest.raises(
+        ArtifactError, match=r"INT8 agreement with FP32 cannot be checked here \(int8 weights up to \|127\| can saturate on x86-avx2"
+    ):
+        _run(tmp_path, [CNN, Export(), Quantize(calibration={"samples": 64}, reduce_range=False)], cpu="x86-avx2")
+    manifest = _run(tmp_path / "safe", [CNN, Export(), Quantize(calibration={"samples": 64}, min_agreement=0.95)], cpu="x86-avx2")
+    d = manifest.find("quantize").metrics["cnn_int8"]["deployed"]
+    assert d["basis"] == "exact arithmetic" and d["weights"]["max_abs"] <= 64 and d["emulated"] is None
+    assert manifest.find("quantize").metrics["cnn_int8"]["speed"] == {
+        "measured": False,
+        "why": "this host is x86-vnni, the target x86-avx2: its speed differs",
+    }
+
+
+@needs_emulator
+def test_x86_avx2_kernels_saturate_8bit_weights_and_not_the_format_chosen_for_them(tmp_path):
+    """Real AVX2 integer kernels (QEMU): large same-sign weights and inputs near the top of their range make
+    u8s8 pair sums exceed 16 bits; the x86-avx2 format (7-bit weights) computes what the exact arithmetic does."""
+    import onnx
+
+    from compress.cpu import CPU_KINDS
+    from compress.quant import choose_format, quantize_onnx
+    from compress.quant.arithmetic import exact_model
+    from tests.unit.test_cpu_formats import _matmul_model, _run
+
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.5, 1.0, (64, 10)) * np.where(np.arange(10) % 2, 1, -1)
+    onnx.save(_matmul_model(w), str(tmp_path / "fp32.onnx"))
+    x = rng.uniform(0.8, 1.0, (200, 64)).astype(np.float32)
+    agree = {}
+    for cpu in ("x86-vnni", "x86-avx2"):
+        path = tmp_path / f"{cpu}.onnx"
+        quantize_onnx(tmp_path / "fp32.onnx", path, mode="static", calibration=x[:64], fmt=choose_format(CPU_KINDS[cpu])[0])
+        emulated, how = emulated_outputs(path, x)
+        assert emulated is not None, how
+        exact = _run(exact_model(onnx.load(str(path)))[0], x, optimize=False)
+        agree[cpu] = float(np.abs(emulated - exact).max() / np.abs(exact).max())
+    assert agree["x86-vnni"] > 0.2  # 8-bit weights: the sums clip at 32767, outputs far off
+    assert agree["x86-avx2"] < 1e-3
+
+
+@needs_emulator
+def test_a_run_for_x86_avx2_is_checked_on_its_kernels(tmp_path):
+    manifest = _run(tmp_path, [CNN, Export(), Quantize(calibration={"samples": 64}, min_agreement=0.9)], cpu="x86-avx2")
+    d = manifest.find("quantize").metrics["cnn_int8"]["deployed"]
+    host = resolve_cpu()
+    assert d["basis"] == ("host kernels" if host.kind.saturates else "emulated x86-avx2 kernels")
+    if not host.kind.saturates:
+        assert d["emulated"]["samples"] == 360 and "qemu-x86_64" in d["emulated_method"]
+    assert d["deployed"] >= 0.99 * d["exact"]["top1_agreement"]
+
+
+STUDENTS = {
+    "digits": {"arch": "resnet_cnn", "width": 16, "blocks": [1]},
+    "mnist1d": {"arch": "cnn1d", "width": 32, "depth": 3, "kernel": 5},
+}
+
+
+@pytest.mark.parametrize("task", ["digits", "mnist1d"])
+def test_students_agree_with_fp32_where_they_will_run(tmp_path, task):
+    """Acceptance: with cpu: auto, static INT8 students and QAD agree >= 99% through this host's kernels;
+    and the same recipe for x86-avx2 agrees >= 99% through the AVX2 kernels (emulated, where not the host)."""
+    teacher = Train(name="teacher", model={"arch": "resnet_cnn", "width": 16, "blocks": [1, 1]}, epochs=15)
+    student = Distill(teacher="teacher", name="student", model=STUDENTS[task], epochs=20)
+    stages = [teacher, student, Export(models=["student"]), Quantize(models=["student"]), Qad(model="student", epochs=2)]
+    manifest = _run(tmp_path, stages, task=task)
+    static, qad = manifest.find("quantize").metrics["student_int8"], manifest.find("qad").metrics["student_qad"]
+    assert static["deployed"]["basis"] == "host kernels" and static["deployed"]["deployed"] >= 0.99
+    assert qad["deployed"]["deployed"] >= 0.99 and qad["vs_fake_quant"]["top1_agreement"] >= 0.99
+    if emulator() is not None:
+        cross = _run(tmp_path / "avx2", stages[:4], task=task, cpu="x86-avx2").find("quantize").metrics["student_int8"]["deployed"]
+        assert cross["deployed"] >= 0.99 and cross["basis"] in ("host kernels", "emulated x86-avx2 kernels")
