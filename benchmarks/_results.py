@@ -16,10 +16,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def provenance() -> dict[str, Any]:
+    from compress.cpu import resolve_cpu
+
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "environment": environment(),
+        "environment": environment(resolve_cpu().as_dict()),
     }
 
 
@@ -28,6 +30,8 @@ def save(stem: str, title: str, header: list[str], rows: list[list[Any]], data: 
     info = provenance()
     env = info["environment"]
     lines = [f"# {title}", "", f"- date: {info['date']}", f"- machine: {env['cpu']}, {env['cores']} cores, {env['platform']}"]
+    cpu = env["deploy_cpu"]
+    lines += [f"- CPU kind: {cpu['host']} (INT8 kernels); features: {' '.join(cpu['host_features'])}"]
     lines += ["- versions: " + ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)]
     lines += [f"- command: `{info['command']}`", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]

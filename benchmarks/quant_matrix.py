@@ -10,6 +10,9 @@ Students are dense convolution nets: on ORT CPU, INT8 pays off for convolutions 
 (depthwise and 1-channel convolutions gain little; see README "Quantization").
 
     python benchmarks/quant_matrix.py --tasks digits mnist1d --threads 1
+
+With `--cpu auto` the INT8 formats are this machine's (u8s8 on x86-vnni, 7-bit weights on x86-avx2);
+the results file names the machine's CPU kind and features. `quant_formats.py` compares the formats.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ def stages(task: str, args: argparse.Namespace) -> list:
 
 def run_task(task: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     run_dir = workdir / task
-    pipeline = Pipeline(stages(task, args), task=task, name=task, seed=args.seed, target=TargetSpec(threads=args.threads))
+    target = TargetSpec(threads=args.threads, cpu=args.cpu)
+    pipeline = Pipeline(stages(task, args), task=task, name=task, seed=args.seed, target=target)
     manifest = pipeline.run(run_dir, quiet=True)
     records = {name: rec for stage in manifest.stages for name, rec in stage.models.items()}  # later stages win
     data = TASKS.get(task)()
@@ -98,6 +102,7 @@ def main() -> None:
     parser.add_argument("--qad-epochs", type=int, default=10)
     parser.add_argument("--low-calibration", type=int, default=4, help="calibration samples of the lossy PTQ case")
     parser.add_argument("--threads", type=int, default=1, help="ORT intra-op threads (the target's)")
+    parser.add_argument("--cpu", default="auto", help="the target's deployment CPU (auto: this machine), which sets the INT8 format")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stem", default="quant_matrix", help="results file name (without extension)")

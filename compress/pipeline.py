@@ -146,6 +146,9 @@ class Pipeline:
         cfg = stage.cfg.model_dump(mode="json")
         inputs = {p: hashes.get(p) or sha256_file(ctx.path(p)) for rec in ctx.models.values() for p in rec.files()}
         settings = {k: v for k, v in self.settings().items() if k in ("seed", "task", "target")}
+        if stage.cpu_dependent:
+            cpu = self.target.deploy_cpu()
+            settings["cpu"] = {"target": cpu.kind.name, "host": cpu.host.name}
         key = config_hash({"type": stage.name, "config": cfg, "settings": settings, "inputs": inputs})
         old = previous.find(sid) if previous else None
         reuse = old is not None and old.key == key and old.outputs_intact(ctx.run_dir)

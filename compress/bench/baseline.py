@@ -45,6 +45,7 @@ class Baseline(BaseModel):
     latency: dict[str, LatencyStats] = Field(min_length=1)
     memory: dict[str, Any] = Field(default_factory=dict)
     metric: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list, description="what the measurement warned of (a machine unlike the deployment CPU)")
 
 
 def save_baseline(result: dict[str, Any], path: str | Path, *, command: str | None = None) -> Baseline:

@@ -1,5 +1,6 @@
-"""Graph surgery on QDQ ONNX models exported from fake-quantized PyTorch: store weights as int8 and
-biases as int32 (each behind a DequantizeLinear), as ONNX Runtime's own quantizer writes them.
+"""Graph surgery on QDQ ONNX models exported from fake-quantized PyTorch (ours, or neural-compressor's
+PT2E): store weights as int8 initializers and biases as int32 (each behind a DequantizeLinear), as
+ONNX Runtime's own quantizer writes them.
 
 A QuantizeLinear applied to a constant weight is computed once here, so the file holds one byte per
 weight instead of four, and ONNX Runtime sees the DQ -> Conv <- DQ pattern it fuses into QLinearConv.
@@ -21,6 +22,7 @@ def fold_quantized_weights(model: Any) -> None:
     graph = model.graph
     consts = _constants(graph)
     _fold_constant_quantizers(graph, consts)
+    _fold_constant_clips(graph, consts)
     _quantize_biases(graph, consts)
     _drop_unused(graph)
 
@@ -55,6 +57,21 @@ def _quantize(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: in
     info = np.iinfo(zero_point.dtype)
     q = np.rint(w.astype(np.float32) / scale.astype(np.float32)) + zero_point.astype(np.int32)  # rint: half to even, as ONNX
     return np.clip(q, info.min, info.max).astype(zero_point.dtype)
+
+
+def _fold_constant_clips(graph, consts: dict[str, np.ndarray]) -> None:
+    """Clip of constants becomes an initializer (the dynamo exporter clips each quantized weight: Q -> Clip -> DQ)."""
+    from onnx import numpy_helper
+
+    for node in list(graph.node):
+        if node.op_type != "Clip" or not all(i in consts for i in node.input if i):
+            continue
+        bounds = [consts[i] if i else None for i in node.input[1:3]]
+        value = np.clip(consts[node.input[0]], *(bounds + [None] * (2 - len(bounds))))
+        value = value.astype(consts[node.input[0]].dtype)
+        graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+        consts[node.output[0]] = value
+        graph.node.remove(node)
 
 
 def _fold_constant_quantizers(graph, consts: dict[str, np.ndarray]) -> None:

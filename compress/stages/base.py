@@ -23,6 +23,9 @@ class Stage:
     every_rank: ClassVar[bool] = False
     """Under torchrun, True for stages that every rank runs (training, and whatever makes the models
     training needs); the others run on rank 0 only while the rest wait."""
+    cpu_dependent: ClassVar[bool] = False
+    """True for stages whose result depends on the deployment CPU and this host's kind (INT8 formats and
+    checks): `target.cpu: auto` on another kind of machine then runs them again instead of reusing them."""
 
     def __init__(self, cfg: StageConfig | None = None, /, **kwargs: Any) -> None:
         if cfg is not None and kwargs:

@@ -97,6 +97,7 @@ class Qad(Stage):
 
     name = "qad"
     Config = QadConfig
+    cpu_dependent = True
     every_rank = True
 
     def requires(self) -> list[str]:

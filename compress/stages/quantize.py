@@ -95,6 +95,7 @@ class Quantize(Stage):
 
     name = "quantize"
     Config = QuantizeConfig
+    cpu_dependent = True
 
     def requires(self) -> list[str]:
         return list(self.cfg.models or [])
@@ -142,8 +143,9 @@ class Quantize(Stage):
                     mode=cfg.mode,
                     calibration=calibration,
                     fmt=fmt,
+                    method=cfg.calibration.method,
+                    exclude_nodes=cfg.exclude_nodes,
                     exclude_op_types=cfg.exclude_op_types,
-                    **{k: options[k] for k in ("method", "exclude_nodes")},
                 )
         import onnxruntime
 

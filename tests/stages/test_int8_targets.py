@@ -150,3 +150,38 @@ def test_students_agree_with_fp32_where_they_will_run(tmp_path, task):
     if emulator() is not None:
         cross = _run(tmp_path / "avx2", stages[:4], task=task, cpu="x86-avx2").find("quantize").metrics["student_int8"]["deployed"]
         assert cross["deployed"] >= 0.99 and cross["basis"] in ("host kernels", "emulated x86-avx2 kernels")
+
+
+def test_inc_files_get_7bit_weights_for_a_cpu_that_saturates(tmp_path, monkeypatch):
+    """neural-compressor has no 7-bit option: its 8-bit weights (and int32 biases) are rescaled afterwards."""
+    pytest.importorskip("neural_compressor")
+    _fake_host(monkeypatch, AVX2)
+    stages = [CNN, Export(), Quantize(backend="inc", calibration={"samples": 64}, min_agreement=0.95)]
+    q = _run(tmp_path, stages).find("quantize").metrics["cnn_int8"]
+    assert q["format"]["label"] == "u8s8+7bit" and q["deployed"]["weights"]["max_abs"] <= 64 and q["deployed"]["weights"]["layers"] >= 5
+    assert q["deployed"]["host_vs_exact"]["top1_agreement"] >= 0.99
+
+
+def test_dynamic_int8_of_a_linear_heavy_model_agrees_where_it_will_run(tmp_path):
+    """Acceptance: dynamic INT8 of a transformer (MatMul-heavy) agrees >= 98% with FP32 through this host's
+    kernels with cpu: auto, and through the x86-avx2 kernels for that target."""
+    tokens = Train(name="tfm", model={"arch": "transformer", "dim": 32, "heads": 2, "depth": 2}, epochs=12)
+    stages = [tokens, Export(), Quantize(mode="dynamic")]
+    q = _run(tmp_path, stages, task="mnist1d").find("quantize").metrics["tfm_int8"]
+    assert q["deployed"]["basis"] == "host kernels" and q["deployed"]["deployed"] >= 0.98
+    assert set(q["integer_ops"]) & {"MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}
+    if emulator() is not None:
+        cross = _run(tmp_path / "avx2", stages, task="mnist1d", cpu="x86-avx2").find("quantize").metrics["tfm_int8"]["deployed"]
+        assert cross["deployed"] >= 0.98 and cross["weights"]["max_abs"] <= 64
+
+
+def test_resuming_on_another_kind_of_cpu_quantizes_again_and_reuses_the_rest(tmp_path, monkeypatch):
+    stages = [CNN, Export(), Quantize(calibration={"samples": 64}, min_agreement=0.95)]
+    _fake_host(monkeypatch, AVX2)
+    _run(tmp_path, stages)
+    _fake_host(monkeypatch, VNNI)
+    again = Pipeline(stages, task="digits", target={"threads": 1}).run(tmp_path, quiet=True, resume=True)
+    assert [s.status for s in again.stages] == ["reused", "reused", "done"]
+    assert again.find("quantize").metrics["cnn_int8"]["format"]["label"] == "u8s8"
+    same = Pipeline(stages, task="digits", target={"threads": 1}).run(tmp_path, quiet=True, resume=True)
+    assert [s.status for s in same.stages] == ["reused", "reused", "reused"]
