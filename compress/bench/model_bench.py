@@ -143,6 +143,24 @@ def evaluate(loaded: Loaded, task, split: str, spec: TaskSpec | None) -> dict[st
     }
 
 
+def _int8_metric_warning(path: Path, settings: BenchSettings) -> str | None:
+    """The metric comes from this machine's kernels; say so when the target's would saturate and these do not."""
+    if path.suffix != ".onnx":
+        return None
+    import onnx
+
+    from compress.quant.arithmetic import weight_range
+
+    cpu = settings.target.deploy_cpu()
+    weights = weight_range(onnx.load(str(path), load_external_data=False))
+    if not cpu.kind.saturates or cpu.host.saturates or weights.saturation_safe:
+        return None
+    return (
+        f"the metric is this {cpu.host.name} machine's arithmetic: the file's int8 weights (up to |{weights.max_abs}|) can saturate "
+        f"on {cpu.kind.name}; quantize it with target.cpu: {cpu.kind.name} (7-bit weights)"
+    )
+
+
 def bench_model(model: str | Path, settings: BenchSettings, *, runner: Runner | None = None) -> dict[str, Any]:
     """Latency per batch size, peak memory and (with a task) the metric of `model` on `settings.target`."""
     path = Path(model)
@@ -159,7 +177,7 @@ def bench_model(model: str | Path, settings: BenchSettings, *, runner: Runner | 
         "settings": settings.model_dump(mode="json"),
         "runner": info,
         "fingerprint": fingerprint(info),
-        "warnings": [w for w in [cpu_mismatch(settings.target.cpu)] if w],
+        "warnings": [w for w in [cpu_mismatch(settings.target.cpu), _int8_metric_warning(path, settings) if task else None] if w],
         "latency": latency,
         "memory": memory,
         "metric": evaluate(sessions.loaded(), task, settings.split, settings.task) if task else None,

@@ -20,12 +20,7 @@ from typing import Any
 from compress.cpu import DeployCpu
 from compress.quant.arithmetic import WeightRange
 
-__all__ = ["Verdict", "judge", "SATURATION_FIX"]
-
-SATURATION_FIX = (
-    "set target.cpu to the CPU you deploy on and keep its 7-bit weights (reduce_range, the default for x86-avx2 and x86-avx512), "
-    "or use weights: uint8"
-)
+__all__ = ["Verdict", "judge", "saturation_fix", "portability_note"]
 _LOST = 0.005  # the host's kernels 'lose' agreement when they fall this far below the exact arithmetic
 
 
@@ -80,13 +75,31 @@ def judge(
     return Verdict(deployed, basis, cause, fix, False)
 
 
+def saturation_fix(cpu: DeployCpu) -> str:
+    """What to change when u8s8 kernels of a saturating target lose agreement: its default format has
+    7-bit weights, so 8-bit ones mean the recipe forced them."""
+    return f"drop reduce_range: false so that {cpu.kind.name} gets its 7-bit weights, or use weights: uint8"
+
+
+def portability_note(cpu: DeployCpu, weights: WeightRange) -> str | None:
+    """For a target that does not saturate: the file's 8-bit weights can on x86 CPUs without VNNI."""
+    if cpu.kind.saturates or weights.saturation_safe or weights.layers == 0:
+        return None
+    return (
+        f"made for {cpu.kind.name}: its int8 weights (up to |{weights.max_abs}|) can saturate on x86 CPUs without VNNI; "
+        "for those, quantize with target.cpu: x86-avx2"
+    )
+
+
 def _saturation(cpu: DeployCpu, host: float | None, exact: float | None, emulated: float | None) -> tuple[str | None, str | None]:
     """(cause, fix) when saturating kernels measured here lose agreement that the exact arithmetic keeps."""
     seen = host if cpu.host.saturates else emulated
     if seen is None or exact is None or seen >= exact - _LOST:
         return None, None
     if not cpu.host.saturates:
-        return f"saturation on the target's kernels (emulated {cpu.kind.name}: u8s8 without VNNI adds 16-bit pair sums)", SATURATION_FIX
+        return f"saturation on the target's kernels (emulated {cpu.kind.name}: u8s8 without VNNI adds 16-bit pair sums)", saturation_fix(
+            cpu
+        )
     if not cpu.kind.saturates:
         return f"saturation on this {cpu.host.name} host's kernels only; the {cpu.kind.name} target sums in 32 bits", None
-    return f"saturation on this CPU's kernels ({cpu.host.name}: u8s8 without VNNI adds 16-bit pair sums)", SATURATION_FIX
+    return f"saturation on this CPU's kernels ({cpu.host.name}: u8s8 without VNNI adds 16-bit pair sums)", saturation_fix(cpu)

@@ -45,7 +45,11 @@ def render_markdown(
     metric_name = next((m["metric"]["name"] for m in models if m["metric"]), "metric")
     head = ["model", "arch", f"{metric_name} (ONNX Runtime, test)", "params", "MACs", "ONNX size"]
     head += [f"latency b{b} p50 / p90 (ms)" for b in batches]
-    lines = [f"# {title}", "", f"Task `{summary['task']}`, target `{target}` with {summary['threads']} threads.", ""]
+    threads = f"{summary['threads']} thread" + ("s" if summary["threads"] != 1 else "")
+    lines = [f"# {title}", "", f"Task `{summary['task']}`, target `{target}` with {threads}.", ""]
+    cpu = environment.get("deploy_cpu")
+    if cpu and cpu["target"] != cpu["host"]:
+        lines += [f"> Latencies were measured on this `{cpu['host']}` machine; the deployment CPU is `{cpu['target']}`.", ""]
     if images and "waterfall" in images:
         lines += [f"![What each stage changed]({images['waterfall']})", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -170,7 +174,9 @@ def _quant_notes(name: str, q: dict[str, Any]) -> list[str]:
     notes = []
     d, speed = q.get("deployed") or {}, q.get("speed") or {}
     if d.get("cause"):
-        notes.append(f"> **Warning:** `{name}`: {d['cause']}; {d['fix']}.")
+        notes.append(f"> **Warning:** `{name}`: {d['cause']}" + (f"; {d['fix']}." if d.get("fix") else "."))
+    if d.get("portability"):
+        notes.append(f"> **Note:** `{name}` was {d['portability']}.")
     if speed.get("measured") and not speed["pays_off"]:
         notes.append(
             f"> **INT8 does not pay off here:** `{name}` runs {speed['speedup']:.2f}x its FP32 file at batch {speed['batch']} "
@@ -236,7 +242,10 @@ def _quant_section(quantized: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """Per INT8 model: how it was made and in which format, how closely it agrees where it will run (and
     in exact arithmetic), whether it is faster than its FP32 source here, and what ORT still runs in
     float (the first place to look when INT8 is not faster)."""
-    head = "| model | from | method | format | agreement (top-1 / max abs diff) | deployed (basis) / exact | vs FP32 speed | integer ops | float ops ORT runs |"
+    head = (
+        "| model | from | method | format | agreement (top-1 / max abs diff; qad: with its fake-quantized twin) | deployed (basis) / exact "
+        "| vs FP32 speed | integer ops | float ops ORT runs |"
+    )
     lines = ["", "## Quantization", "", head, "|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for name, q in quantized:

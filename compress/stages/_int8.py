@@ -42,8 +42,6 @@ def check_int8(
     import onnx
 
     from compress.quant import float_ops
-    from compress.quant.arithmetic import weight_range
-    from compress.quant.verify import judge
 
     try:
         onnx.checker.check_model(str(path), full_check=True)
@@ -54,48 +52,67 @@ def check_int8(
     if not set(ops["integer_ops"]) - {"QuantizeLinear", "DequantizeLinear"}:
         path.unlink()
         raise RecipeError(f"{label} would run entirely in float ({why_float})", fix=fix)
+    predict = host_kernels(path, ctx.target.num_threads)
+    deployed = _deployed(ctx, path, predict, reference, min_agreement=min_agreement, what=what)
+    if not deployed["passed"]:
+        path.unlink()
+        raise _refusal(deployed, label, what)
+    speed = _speed(ctx, path, fp32) if fp32 is not None else None
+    close = deployed["host_kernels"]
+    return {"vs_reference": close, "test": ctx.task.evaluate(predict, "test"), "deployed": deployed, "speed": speed, **ops}
+
+
+def _deployed(ctx: RunContext, path: Path, predict, reference, *, min_agreement: float, what: str) -> dict[str, Any]:
+    """Agreement with `reference` on the test split through this host's kernels, the exact arithmetic and
+    (a saturating target built on a host that is not) the emulated target kernels, and the verdict."""
+    import onnx
+
+    from compress.quant.arithmetic import weight_range
+    from compress.quant.verify import judge, portability_note
+
     classification = ctx.task.kind == "classification"
     x = ctx.task.example_input(len(ctx.task.test), split="test").numpy()
-    predict = host_kernels(path, ctx.target.num_threads)
     host_out, ref_out = predict(x), reference(x)
     proto = onnx.load(str(path))
     exact_out, exact_how = _exact_outputs(proto, x, ctx.target.num_threads)
-    close = agreement(ref_out, host_out, classification=classification)
-    exact = agreement(ref_out, exact_out, classification=classification) if exact_out is not None else None
-    top1 = (lambda a: a.get("top1_agreement") if a else None) if classification else (lambda a: None)
     cpu = ctx.target.deploy_cpu()
-    emulated, emulated_how = None, None
+    emulated_out, emulated_how = None, None
     if cpu.kind.saturates and not cpu.host.saturates:
         from compress.quant.emulate import emulated_outputs
 
         emulated_out, emulated_how = emulated_outputs(path, x)
-        emulated = agreement(ref_out, emulated_out, classification=classification) if emulated_out is not None else None
+
+    def agree(a: np.ndarray | None, b: np.ndarray | None = ref_out) -> dict[str, float] | None:
+        return agreement(b, a, classification=classification) if a is not None and b is not None else None
+
+    found = {"host_kernels": agree(host_out), "exact": agree(exact_out), "emulated": agree(emulated_out)}
+    top1 = {k: (v or {}).get("top1_agreement") for k, v in found.items()}
     weights = weight_range(proto)
-    verdict = judge(cpu, weights, host=top1(close), exact=top1(exact), emulated=top1(emulated), min_agreement=min_agreement, what=what)
-    deployed = {
+    verdict = judge(
+        cpu, weights, host=top1["host_kernels"], exact=top1["exact"], emulated=top1["emulated"], min_agreement=min_agreement, what=what
+    )
+    return {
         "cpu": cpu.kind.name,
         "host": cpu.host.name,
-        "host_kernels": close,
-        "exact": exact,
+        **found,
         "exact_method": exact_how,
-        "emulated": emulated,
         "emulated_method": emulated_how,
-        "host_vs_exact": agreement(exact_out, host_out, classification=classification) if exact_out is not None else None,
+        "host_vs_exact": agree(host_out, exact_out),
         "weights": weights.as_dict(),
         "min_agreement": min_agreement,
+        "portability": portability_note(cpu, weights),
         **verdict.as_dict(),
     }
-    if not verdict.passed:
-        path.unlink()
-        if verdict.deployed is None:
-            raise ArtifactError(f"{label}: INT8 agreement with {what} cannot be checked here ({verdict.cause})", fix=verdict.fix)
-        raise ArtifactError(
-            f"{label}: INT8 agreement with {what} {verdict.deployed:.4f} through the {verdict.basis} < min_agreement {min_agreement} "
-            f"({verdict.cause})",
-            fix=verdict.fix,
-        )
-    speed = _speed(ctx, path, fp32) if fp32 is not None else None
-    return {"vs_reference": close, "test": ctx.task.evaluate(predict, "test"), "deployed": deployed, "speed": speed, **ops}
+
+
+def _refusal(deployed: dict[str, Any], label: str, what: str) -> ArtifactError:
+    if deployed["deployed"] is None:
+        return ArtifactError(f"{label}: INT8 agreement with {what} cannot be checked here ({deployed['cause']})", fix=deployed["fix"])
+    return ArtifactError(
+        f"{label}: INT8 agreement with {what} {deployed['deployed']:.4f} through the {deployed['basis']} "
+        f"< min_agreement {deployed['min_agreement']} ({deployed['cause']})",
+        fix=deployed["fix"],
+    )
 
 
 def host_kernels(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -159,6 +176,8 @@ def describe_check(checked: dict[str, Any], what: str = "FP32") -> str:
         parts.append(f"agreement with {what} {d['deployed']:.4f} ({where}{shown})")
     if d["cause"]:
         parts.append(f"warning: {d['cause']}" + (f"; {d['fix']}" if d["fix"] else ""))
+    if d.get("portability"):
+        parts.append(f"note: {d['portability']}")
     if speed and speed.get("measured"):
         verdict = "" if speed["pays_off"] else ": INT8 does not pay off on this CPU"
         parts.append(f"{speed['speedup']:.2f}x its FP32 file at batch {speed['batch']}{verdict}")

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from pydantic import Field, field_validator
 
-from compress.config import ModelName
+from compress.config import Agreement, ModelName, SevenBitWeights
 from compress.context import ModelRecord, RunContext
 from compress.distill.losses import LOSSES
 from compress.distill.objective import DistillObjective
@@ -40,14 +40,9 @@ class QadConfig(FitConfig):
     momentum: float = Field(0.01, gt=0, le=1, description="activation ranges: weight of each batch's min/max in the moving average")
     calibration_samples: int = Field(256, ge=1, description="training samples that set the initial activation ranges (min/max)")
     opset: int = Field(17, ge=13, description="ONNX opset of the INT8 file")
-    reduce_range: bool | None = Field(
-        None, description="7-bit weights (|w| <= 64); default: from target.cpu (on for x86-avx2 and x86-avx512, whose kernels saturate)"
-    )
-    min_agreement: float = Field(
-        0.98,
-        ge=0,
-        le=1,
-        description="least top-1 agreement of the INT8 file with the fake-quantized model, through the target's arithmetic",
+    reduce_range: SevenBitWeights = None
+    min_agreement: Agreement = Field(
+        0.98, description="least top-1 agreement of the INT8 file with the fake-quantized model, through the target's arithmetic"
     )
 
     @field_validator("loss")

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from compress.bench.runners.ort import OrtCpuRunner
-from compress.config import ModelName, StageConfig
+from compress.config import Agreement, ModelName, SevenBitWeights, StageConfig
 from compress.context import ModelRecord, RunContext
 from compress.errors import DataError, RecipeError
 from compress.fsio import atomic_path
@@ -61,14 +61,9 @@ class QuantizeConfig(StageConfig):
     weights: Literal["int8", "uint8"] | None = Field(
         None, description="weight type; default int8 (uint8 weights, u8u8, cannot saturate on x86 without VNNI either)"
     )
-    reduce_range: bool | None = Field(
-        None, description="7-bit weights (|w| <= 64); default: from target.cpu (on for x86-avx2 and x86-avx512, whose kernels saturate)"
-    )
-    min_agreement: float = Field(
-        0.98,
-        ge=0,
-        le=1,
-        description="least top-1 agreement with FP32 on the test split through the target's arithmetic; below it the stage fails",
+    reduce_range: SevenBitWeights = None
+    min_agreement: Agreement = Field(
+        0.98, description="least top-1 agreement with FP32 on the test split through the target's arithmetic; below it the stage fails"
     )
     exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names kept in float")
     exclude_op_types: list[str] = Field(default_factory=list, description="ONNX op types kept in float, e.g. [Gemm]")

@@ -8,7 +8,7 @@ import pytest
 from compress.cpu import CPU_KINDS, kind_of, resolve_cpu
 from compress.quant.arithmetic import WeightRange, exact_model, restrict_weights, weight_range
 from compress.quant.formats import SAFE_INT8_WEIGHT, choose_format
-from compress.quant.verify import SATURATION_FIX, judge
+from compress.quant.verify import judge, portability_note
 
 AVX2 = frozenset({"avx", "avx2", "fma3"})
 AVX512 = AVX2 | {"avx512f", "avx512bw", "avx512vl"}
@@ -72,9 +72,16 @@ def test_verdict_host_saturation_names_cause_and_fix():
     cpu = resolve_cpu("auto", AVX2, "x86_64")
     v = judge(cpu, WIDE, host=0.88, exact=0.995, min_agreement=0.98)
     assert not v.passed and v.basis == "host kernels" and v.deployed == 0.88
-    assert "saturation on this CPU's kernels (x86-avx2" in v.cause and v.fix == SATURATION_FIX
+    assert "saturation on this CPU's kernels (x86-avx2" in v.cause
+    assert v.fix == "drop reduce_range: false so that x86-avx2 gets its 7-bit weights, or use weights: uint8"
     ok = judge(cpu, SAFE, host=0.995, exact=0.996, min_agreement=0.98)
     assert ok.passed and ok.cause is None and ok.deployed == 0.995
+
+
+def test_files_for_cpus_that_do_not_saturate_say_where_they_would():
+    vnni = resolve_cpu("auto", VNNI, "x86_64")
+    assert "can saturate on x86 CPUs without VNNI" in portability_note(vnni, WIDE)
+    assert portability_note(vnni, SAFE) is None and portability_note(resolve_cpu("x86-avx2", VNNI, "x86_64"), WIDE) is None
 
 
 def test_verdict_bad_arithmetic_is_not_called_saturation():
@@ -209,3 +216,20 @@ def test_restricting_conv_weights_rescales_their_int32_bias_too(tmp_path):
     after = _run(model, calibration)
     assert np.abs(after - reference).max() < 0.05 * np.abs(reference).max()
     assert np.abs(after - before).max() < 0.05 * np.abs(reference).max()
+
+
+def test_bench_says_when_its_metric_is_not_the_saturating_targets(tmp_path, monkeypatch):
+    import onnx
+
+    import compress.cpu
+    from compress.bench.model_bench import BenchSettings, _int8_metric_warning
+
+    w = np.random.default_rng(0).normal(size=(32, 8))
+    for label, cpu in (("wide", "x86-vnni"), ("narrow", "x86-avx2")):
+        onnx.save(_quantized(tmp_path, w, choose_format(CPU_KINDS[cpu])[0]), str(tmp_path / f"{label}.onnx"))
+    settings = BenchSettings(target={"cpu": "x86-avx2"})
+    monkeypatch.setattr(compress.cpu, "host_features", lambda: VNNI)
+    assert "int8 weights (up to |127|) can saturate on x86-avx2" in _int8_metric_warning(tmp_path / "wide.onnx", settings)
+    assert _int8_metric_warning(tmp_path / "narrow.onnx", settings) is None
+    monkeypatch.setattr(compress.cpu, "host_features", lambda: AVX2)  # the metric is then the target's own arithmetic
+    assert _int8_metric_warning(tmp_path / "wide.onnx", settings) is None
