@@ -70,7 +70,11 @@ def test_saturating_kernels_fail_the_stage_in_one_line_naming_cause_and_fix(tmp_
         _run(tmp_path, [CNN, Export(), Quantize(calibration={"samples": 64}, reduce_range=False)])
     text = str(err.value)
     assert re.match(r"quantize: 'cnn': INT8 agreement with FP32 0\.\d{4} through the host kernels < min_agreement 0\.98 \(", text)
-    assert "saturation on this CPU's kernels (x86-avx2" in text and "drop reduce_range: false so that x86-avx2 gets its 7-bit weights" in text and "\n" not in text
+    assert (
+        "saturation on this CPU's kernels (x86-avx2" in text
+        and "drop reduce_range: false so that x86-avx2 gets its 7-bit weights" in text
+        and "\n" not in text
+    )
     assert not (tmp_path / "quantize" / "cnn_int8.onnx").exists()
 
 
