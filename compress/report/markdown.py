@@ -159,7 +159,8 @@ def _deployed_cell(d: dict[str, Any] | None) -> str:
     if not d or d.get("deployed") is None:
         return "-"
     exact = (d.get("exact") or {}).get("top1_agreement")
-    return f"{d['deployed']:.4f} ({d['basis']}, {d['cpu']})" + (f" / {exact:.4f}" if exact is not None else "")
+    where = d["basis"] if d["cpu"] in d["basis"] else f"{d['basis']}, {d['cpu']}"
+    return f"{d['deployed']:.4f} ({where})" + (f" / {exact:.4f}" if exact is not None else "")
 
 
 def _speed_cell(speed: dict[str, Any] | None) -> str:
@@ -182,9 +183,16 @@ def _quant_notes(name: str, q: dict[str, Any]) -> list[str]:
             f"> **INT8 does not pay off here:** `{name}` runs {speed['speedup']:.2f}x its FP32 file at batch {speed['batch']} "
             f"({speed['int8_ms']:.3f} vs {speed['fp32_ms']:.3f} ms) on this `{d.get('host', 'host')}` CPU."
         )
-    if speed and not speed.get("measured"):
-        notes.append(f"> `{name}`: speed against FP32 not measured: {speed['why']}.")
     return notes
+
+
+def _unmeasured_note(quantized: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """One line for the INT8 files whose speed was not measured here (the reason is the run's, not theirs)."""
+    unmeasured = [(n, q["speed"]["why"]) for n, q in quantized if q.get("speed") and not q["speed"].get("measured")]
+    if not unmeasured:
+        return []
+    names = ", ".join(f"`{n}`" for n, _ in unmeasured)
+    return [f"> Speed against FP32 not measured for {names}: {unmeasured[0][1]}."]
 
 
 def _prune_section(name: str, prune: dict[str, Any], metric_name: str) -> list[str]:
@@ -263,6 +271,7 @@ def _quant_section(quantized: list[tuple[str, dict[str, Any]]]) -> list[str]:
             f"| {integer} | {left} |"
         )
         notes += _quant_notes(name, q)
+    notes += _unmeasured_note(quantized)
     lines += ["", *notes] if notes else []
     tuned = [(n, q["tuning"]) for n, q in quantized if q.get("tuning") and "trials" in q["tuning"]]
     for name, t in tuned:
