@@ -27,7 +27,7 @@ _LOST = 0.005  # the host's kernels 'lose' agreement when they fall this far bel
 @dataclass(frozen=True)
 class Verdict:
     deployed: float | None
-    basis: str  # host kernels | exact arithmetic | unproven
+    basis: str  # host kernels | emulated <cpu> kernels | exact arithmetic | unproven
     cause: str | None
     fix: str | None
     passed: bool
