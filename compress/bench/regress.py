@@ -104,13 +104,13 @@ def against_baseline(
     diffs = differences(baseline.fingerprint, fingerprint(runner.describe()))
     if diffs and strict_environment:
         raise ArtifactError(f"this machine differs from baseline {baseline_path}'s ({'; '.join(diffs)})", fix="save a baseline here")
+    mismatch = cpu_mismatch(settings.target.cpu)
+    if mismatch and strict_environment:
+        raise ArtifactError(f"baseline {baseline_path}: {mismatch}", fix="run the regression test on a machine of that CPU kind")
     try:
         current = bench_model(model, settings, runner=runner)
     except DataError as err:
         raise ArtifactError(f"baseline {baseline_path} does not fit {Path(model).name}: {err.message}", fix="save a new baseline") from None
-    mismatch = cpu_mismatch(settings.target.cpu)
-    if mismatch and strict_environment:
-        raise ArtifactError(f"baseline {baseline_path}: {mismatch}", fix="run the regression test on a machine of that CPU kind")
     checks, warnings = [], [f"environment differs from the baseline's: {'; '.join(diffs)}"] if diffs else []
     warnings += [mismatch] if mismatch else []
     for batch, stats in current["latency"].items():

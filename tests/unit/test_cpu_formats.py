@@ -233,3 +233,29 @@ def test_bench_says_when_its_metric_is_not_the_saturating_targets(tmp_path, monk
     assert _int8_metric_warning(tmp_path / "narrow.onnx", settings) is None
     monkeypatch.setattr(compress.cpu, "host_features", lambda: AVX2)  # the metric is then the target's own arithmetic
     assert _int8_metric_warning(tmp_path / "wide.onnx", settings) is None
+
+
+def test_a_regression_test_for_another_cpu_kind_warns_or_fails_strictly(tmp_path, monkeypatch):
+    import onnx
+
+    import compress.cpu
+    from compress.bench.baseline import Baseline, save_baseline
+    from compress.bench.model_bench import BenchSettings, bench_model
+    from compress.bench.regress import against_baseline
+    from compress.errors import ArtifactError
+
+    onnx.save(_matmul_model(np.ones((32, 8))), str(tmp_path / "m.onnx"))
+    timing = {"warmup": 1, "rounds": 2, "min_iters": 5, "min_time_s": 0}
+    settings = BenchSettings(target={"cpu": "x86-avx2", "threads": 1}, input_shape=(32,), timing=timing)
+    monkeypatch.setattr(compress.cpu, "host_features", lambda: VNNI)
+    result = bench_model(tmp_path / "m.onnx", settings)
+    assert result["warnings"] == [
+        "this machine is x86-vnni, the deployment CPU x86-avx2: latencies here are this machine's, not the target's"
+    ]
+    baseline: Baseline = save_baseline(result, tmp_path / "base.json")
+    loose = against_baseline(tmp_path / "m.onnx", baseline, max_slowdown=10.0)
+    assert any("the deployment CPU x86-avx2" in w for w in loose.warnings)
+    with pytest.raises(ArtifactError, match="the deployment CPU x86-avx2: latencies here are this machine's"):
+        against_baseline(tmp_path / "m.onnx", baseline, max_slowdown=10.0, strict_environment=True)
+    monkeypatch.setattr(compress.cpu, "host_features", lambda: AVX2)
+    assert not bench_model(tmp_path / "m.onnx", settings)["warnings"]
