@@ -1,5 +1,6 @@
-"""Latency of an in-memory model on the run's target, through a temporary ONNX export, and where
-that time goes (the runtime's own per-node profile)."""
+"""Latency of an in-memory model on the run's target (the whole target: threads, graph optimization
+level, precision), through a temporary ONNX export, and where that time goes (the runtime's own
+per-node profile)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def _exported(model: nn.Module, ctx: RunContext, folder: str) -> Path:
 
 def latency_of(model: nn.Module, ctx: RunContext, batch_size: int, timing: TimingConfig) -> dict[str, float]:
     """p50/p90/... in milliseconds of one call at `batch_size`, on the run's target."""
-    runner = make_runner(ctx.target.name, ctx.target.num_threads)
+    runner = make_runner(ctx.target)
     x = _batch(ctx, batch_size)
     with tempfile.TemporaryDirectory() as tmp:
         predict = runner.load(_exported(model, ctx, tmp))
@@ -45,7 +46,7 @@ def latency_of(model: nn.Module, ctx: RunContext, batch_size: int, timing: Timin
 def speedup_of(before: nn.Module, after: nn.Module, ctx: RunContext, batch_size: int, timing: TimingConfig, rounds: int = 7) -> float:
     """p50(before) / p50(after), timed in alternating rounds so that both see the same machine state;
     the median of the per-round ratios."""
-    runner = make_runner(ctx.target.name, ctx.target.num_threads)
+    runner = make_runner(ctx.target)
     x = _batch(ctx, batch_size)
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         first, second = runner.load(_exported(before, ctx, a)), runner.load(_exported(after, ctx, b))
@@ -55,7 +56,7 @@ def speedup_of(before: nn.Module, after: nn.Module, ctx: RunContext, batch_size:
 
 def dominant_nodes(model: nn.Module, ctx: RunContext, batch_size: int, top: int = 5) -> list[dict[str, Any]]:
     """The graph nodes that take most of the run time, as ONNX Runtime's profiler sees them."""
-    runner = make_runner(ctx.target.name, ctx.target.num_threads)
+    runner = make_runner(ctx.target)
     profile = getattr(runner, "profile", None)
     if profile is None:
         return []
