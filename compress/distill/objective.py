@@ -18,7 +18,14 @@ from compress.distill.losses import FEATURE_LOSSES, LOSSES, combine_teachers, di
 from compress.distill.schedules import Schedule, value_of
 from compress.errors import RecipeError
 
-__all__ = ["FeaturePair", "DistillObjective", "EmaObjective", "EMA"]
+__all__ = ["FeaturePair", "DistillObjective", "EmaObjective", "EMA", "check_response_loss"]
+
+
+def check_response_loss(where: str, loss: str, task: Any) -> None:
+    """`kd` compares class distributions: on a regression task it would add a term that is always 0."""
+    if loss == "kd" and task.kind != "classification":
+        raise RecipeError(f"{where} loss 'kd' needs a classification task; task {task.name!r} is regression", fix="use loss: mse or huber")
+
 
 EMA = "ema"  # the teacher name that means self-distillation from an exponential moving average of the student
 

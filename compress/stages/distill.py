@@ -12,7 +12,7 @@ from compress.config import ModelName
 from compress.context import RunContext
 from compress.distill.controller import ControllerConfig
 from compress.distill.losses import LOSSES
-from compress.distill.objective import EMA, FeaturePair
+from compress.distill.objective import EMA, FeaturePair, check_response_loss
 from compress.distill.schedules import Schedule, endpoints
 from compress.distill.trainer import FitConfig
 from compress.errors import RecipeError
@@ -151,10 +151,7 @@ class Distill(Stage):
 
     @staticmethod
     def _check(ctx: RunContext, cfg: DistillConfig) -> None:
-        if cfg.loss == "kd" and ctx.task.kind != "classification":
-            raise RecipeError(
-                f"distill loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse or huber"
-            )
+        check_response_loss("distill", cfg.loss, ctx.task)
         if cfg.ensemble == "confident" and ctx.task.kind != "classification":
             raise RecipeError("ensemble 'confident' needs a classification task", fix="use ensemble: mean or weighted")
         if cfg.dagger is not None and not getattr(ctx.task, "env_id", None):

@@ -19,7 +19,7 @@ from compress.bench import TimingConfig
 from compress.config import ModelName, StageConfig
 from compress.context import RunContext
 from compress.distill.losses import LOSSES
-from compress.distill.objective import DistillObjective, FeaturePair
+from compress.distill.objective import DistillObjective, FeaturePair, check_response_loss
 from compress.distill.trainer import FitConfig, fit, torch_predictor
 from compress.errors import RecipeError
 from compress.prune.engine import IMPORTANCES, ChannelPruner, check_keep, classifier
@@ -146,6 +146,7 @@ class Prune(Stage):
 
     def _check(self, ctx: RunContext, cfg: PruneConfig, model: nn.Module) -> None:
         check_keep(model, cfg.keep)
+        check_response_loss("prune finetune", cfg.finetune.loss, ctx.task)
         if cfg.importance == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._NormBase) for m in model.modules()):
             raise RecipeError(
                 f"prune: importance 'bn_scale' needs BatchNorm layers; {cfg.model!r} has none", fix="use l1, l2, taylor or lamp"

@@ -14,9 +14,8 @@ from pydantic import Field, field_validator
 from compress.config import Agreement, ModelName, SevenBitWeights
 from compress.context import ModelRecord, RunContext
 from compress.distill.losses import LOSSES
-from compress.distill.objective import DistillObjective
+from compress.distill.objective import DistillObjective, check_response_loss
 from compress.distill.trainer import FitConfig, fit, torch_predictor
-from compress.errors import RecipeError
 from compress.fsio import atomic_path
 from compress.stages._int8 import check_int8, describe_check, describe_float_ops
 from compress.stages._trained import TRAIN_STATE
@@ -106,10 +105,7 @@ class Qad(Stage):
         from compress.quant.formats import SAFE_INT8_WEIGHT
         from compress.quant.qat import calibrate, export_qdq, prepare_qat
 
-        if cfg.loss == "kd" and ctx.task.kind != "classification":
-            raise RecipeError(
-                f"qad loss 'kd' needs a classification task; task {ctx.task.name!r} is regression", fix="use loss: mse or huber"
-            )
+        check_response_loss("qad", cfg.loss, ctx.task)
         fmt, why = choose_format(ctx.target.deploy_cpu().kind, reduce_range=cfg.reduce_range)
         levels = SAFE_INT8_WEIGHT if fmt.reduce_range else 127
         student = prepare_qat(ctx.module(cfg.model), momentum=cfg.momentum, weight_levels=levels)  # a copy: the FP32 model stays

@@ -115,3 +115,16 @@ def test_a_speedup_far_below_the_mac_cut_is_flagged_with_the_dominant_nodes(tmp_
     assert any("far below the MAC reduction" in w for w in prune["warnings"]), prune["warnings"]
     assert prune["dominant_nodes"] and abs(sum(n["share"] for n in prune["dominant_nodes"]) - 1) < 0.5
     assert {"node", "op", "ms", "share"} <= set(prune["dominant_nodes"][0])
+
+
+def test_kd_fine_tuning_on_a_regression_task_is_a_one_line_error(tmp_path):
+    """The distillation term of kd compares class distributions: on regression it would silently be 0."""
+    from compress.errors import RecipeError
+
+    mlp = Train(name="mlp", model={"arch": "mlp", "hidden": [16]}, epochs=1)
+    with pytest.raises(RecipeError) as err:
+        Pipeline([mlp, Prune(model="mlp")], task="diabetes").run(tmp_path, quiet=True)
+    assert str(err.value) == "prune finetune loss 'kd' needs a classification task; task 'diabetes' is regression; use loss: mse or huber"
+    Pipeline([mlp, Prune(model="mlp", finetune={"loss": "mse", "epochs": 1, "final_epochs": 1})], task="diabetes").run(
+        tmp_path / "mse", quiet=True
+    )
