@@ -119,8 +119,6 @@ def test_a_speedup_far_below_the_mac_cut_is_flagged_with_the_dominant_nodes(tmp_
 
 def test_kd_fine_tuning_on_a_regression_task_is_a_one_line_error(tmp_path):
     """The distillation term of kd compares class distributions: on regression it would silently be 0."""
-    from compress.errors import RecipeError
-
     mlp = Train(name="mlp", model={"arch": "mlp", "hidden": [16]}, epochs=1)
     with pytest.raises(RecipeError) as err:
         Pipeline([mlp, Prune(model="mlp")], task="diabetes").run(tmp_path, quiet=True)
