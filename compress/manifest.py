@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from compress.errors import ArtifactError
 from compress.fsio import sha256_file, write_json
 
-__all__ = ["Manifest", "StageRecord", "environment", "config_hash"]
+__all__ = ["Manifest", "StageRecord", "environment", "config_hash", "MANIFEST"]
 
 SCHEMA = 1
+MANIFEST = "manifest.json"
+"""The manifest's file name in a run folder."""
 
 
 def config_hash(data: Any) -> str:

@@ -19,13 +19,12 @@ from compress import distributed
 from compress.context import RunContext, TargetSpec, TaskSpec
 from compress.errors import ArtifactError, RecipeError
 from compress.fsio import sha256_file, write_json, write_text
-from compress.manifest import Manifest, StageRecord, config_hash, environment, now
+from compress.manifest import MANIFEST, Manifest, StageRecord, config_hash, environment, now
 from compress.stages.base import Stage
 
 __all__ = ["Pipeline"]
 
 log = logging.getLogger("compress")
-MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 ATTEMPT = ".attempt"  # in a stage folder while the stage runs: its key, so --resume can continue its epochs
 

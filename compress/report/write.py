@@ -68,8 +68,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     from compress.bench.runners import TargetSpec
     from compress.context import ModelRecord
     from compress.errors import ArtifactError
-    from compress.manifest import Manifest
-    from compress.pipeline import MANIFEST
+    from compress.manifest import MANIFEST, Manifest
     from compress.report.summary import summary_of
 
     path = Path(run_dir) / MANIFEST
