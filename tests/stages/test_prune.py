@@ -106,13 +106,17 @@ def test_a_model_frozen_as_a_teacher_can_be_pruned_twice(tmp_path):
     assert manifest.find("prune-2").metrics["p_l2"]["prune"]["target_met"]
 
 
-def test_a_speedup_far_below_the_mac_cut_is_flagged_with_the_dominant_nodes(tmp_path):
-    # a tiny MLP: fewer MACs barely move the runtime's fixed per-call cost
+def test_a_speedup_far_below_the_mac_cut_is_flagged_with_the_dominant_nodes(tmp_path, monkeypatch):
+    # a tiny MLP: fewer MACs barely move the runtime's fixed per-call cost. The speedup is a clock reading
+    # (it was 3.1x for 6x fewer MACs once, under load): fixed here, so the test asserts the rule, not the machine.
+    import compress.stages.prune as prune_stage
+
+    monkeypatch.setattr(prune_stage, "speedup_of", lambda *args, **kwargs: 1.3)
     manifest = _prune_run(tmp_path, "digits", {"arch": "mlp", "hidden": [64, 64]}, target={"kind": "ratio", "value": 0.75}, steps=1)
     prune = manifest.find("prune").metrics["base_pruned"]["prune"]
     assert prune["mac_reduction"] > 5
-    assert prune["speedup"] < prune["mac_reduction"] / 2
-    assert any("far below the MAC reduction" in w for w in prune["warnings"]), prune["warnings"]
+    assert prune["speedup"] == 1.3
+    assert any("measured speedup 1.30x is far below the MAC reduction" in w for w in prune["warnings"]), prune["warnings"]
     assert prune["dominant_nodes"] and abs(sum(n["share"] for n in prune["dominant_nodes"]) - 1) < 0.5
     assert {"node", "op", "ms", "share"} <= set(prune["dominant_nodes"][0])
 
