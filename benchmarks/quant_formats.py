@@ -28,14 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _interleave import interleaved
 from _results import save
 
+from compress.bench.runners.ort import OrtCpuRunner
 from compress.context import TargetSpec
 from compress.cpu import CPU_KINDS
 from compress.data.builtin import TASKS
 from compress.pipeline import Pipeline
 from compress.quant import Int8Format, choose_format, quantize_onnx
-from compress.quant.arithmetic import exact_model, weight_range
+from compress.quant.arithmetic import exact_outputs, weight_range
 from compress.quant.emulate import emulated_outputs
 from compress.stages import Distill, Export, Train
+from compress.stages.export import agreement as top1
 
 TEACHER = {"arch": "resnet_cnn", "width": 32, "blocks": [2, 2]}
 MODELS = {
@@ -74,18 +76,12 @@ def build(name: str, args: argparse.Namespace, workdir: Path) -> Path:
 
 
 def predict(path: Path, x: np.ndarray, *, exact: bool = False, threads: int = 1) -> np.ndarray:
+    """Outputs through this host's kernels, or (`exact`) through the file's exact arithmetic."""
     import onnx
-    import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    model = onnx.load(str(path))
     if exact:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        model = exact_model(model)[0]
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+        return exact_outputs(onnx.load(str(path)), x, threads)[0]
+    return OrtCpuRunner(threads).load(path)(x)
 
 
 def avx2_instructions(path: Path, x: np.ndarray, runs: int, workdir: Path) -> float | None:
@@ -120,7 +116,7 @@ def avx2_instructions(path: Path, x: np.ndarray, runs: int, workdir: Path) -> fl
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean(a.argmax(1) == b.argmax(1)))
+    return top1(b, a, classification=True)["top1_agreement"]
 
 
 def measure_model(name: str, fp32: Path, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

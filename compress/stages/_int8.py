@@ -5,14 +5,13 @@ operators ORT still runs in float, and whether INT8 is faster than its FP32 sour
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from compress.bench.runners import Sessions, TargetSpec
+from compress.bench.runners import Sessions
 from compress.bench.runners.ort import OrtCpuRunner
 from compress.context import RunContext
 from compress.errors import ArtifactError, RecipeError
@@ -67,14 +66,14 @@ def _deployed(ctx: RunContext, path: Path, predict, reference, *, min_agreement:
     (a saturating target built on a host that is not) the emulated target kernels, and the verdict."""
     import onnx
 
-    from compress.quant.arithmetic import weight_range
+    from compress.quant.arithmetic import exact_outputs, weight_range
     from compress.quant.verify import judge, portability_note
 
     classification = ctx.task.kind == "classification"
     x = ctx.task.example_input(len(ctx.task.test), split="test").numpy()
     host_out, ref_out = predict(x), reference(x)
     proto = onnx.load(str(path))
-    exact_out, exact_how = _exact_outputs(proto, x, ctx.target.num_threads)
+    exact_out, exact_how = exact_outputs(proto, x, ctx.target.num_threads)
     cpu = ctx.target.deploy_cpu()
     emulated_out, emulated_how = None, None
     if cpu.kind.saturates and not cpu.host.saturates:
@@ -118,21 +117,6 @@ def _refusal(deployed: dict[str, Any], label: str, what: str) -> ArtifactError:
 def host_kernels(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     """The INT8 file as this host runs it: ONNX Runtime, all graph optimizations, its integer kernels."""
     return OrtCpuRunner(threads).load(path)
-
-
-def _exact_outputs(proto, x: np.ndarray, threads: int) -> tuple[np.ndarray | None, str]:
-    from compress.quant.arithmetic import exact_model
-
-    exact, how = exact_model(proto)
-    if exact is None:
-        return None, how
-    import onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "exact.onnx"
-        onnx.save(exact, str(path))
-        runner = OrtCpuRunner(TargetSpec(name="ort-cpu", threads=threads, optimization="disabled"))
-        return runner.load(path)(x), how
 
 
 def _speed(ctx: RunContext, path: Path, fp32: Path) -> dict[str, Any]:
