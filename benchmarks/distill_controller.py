@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import save
 from distill_methods import SETUPS
 
-from compress.context import TargetSpec
+from compress.bench.runners import TargetSpec
 from compress.pipeline import Pipeline
 from compress.stages.distill import Distill
 from compress.stages.train import Train

@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import save
 
-from compress.context import TargetSpec
+from compress.bench.runners import TargetSpec
 from compress.pipeline import Pipeline
 from compress.stages.distill import Distill
 from compress.stages.train import Train

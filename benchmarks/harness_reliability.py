@@ -33,8 +33,8 @@ from compress.bench.compare import compare_interleaved, compare_rounds
 from compress.bench.model_bench import measure_sessions
 from compress.bench.runners import Loaded, Sessions, TargetSpec, make_runner
 from compress.bench.timing import TimingConfig
+from compress.deploy import export_onnx
 from compress.models.zoo import resnet_cnn
-from compress.stages.export import export_onnx
 
 
 class Slowed(Loaded):

@@ -30,8 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import save
 
+from compress.data.env import env_spaces, run_episodes
 from compress.pipeline import Pipeline
-from compress.rl.env import env_spaces, run_episodes
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("teacher", "student", "student_int8")

@@ -18,7 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import save
 
-from compress.context import TargetSpec
+from compress.bench.runners import TargetSpec
 from compress.pipeline import Pipeline
 from compress.stages import Prune, Train
 

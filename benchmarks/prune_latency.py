@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _interleave import interleaved
 from _results import save
 
-from compress.context import TargetSpec
+from compress.bench.runners import TargetSpec
 from compress.data.builtin import TASKS
 from compress.pipeline import Pipeline
 from compress.stages import Benchmark, Export, Prune, Train

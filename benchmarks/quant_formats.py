@@ -28,16 +28,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _interleave import interleaved
 from _results import save
 
+from compress.bench.runners import TargetSpec
 from compress.bench.runners.ort import OrtCpuRunner
-from compress.context import TargetSpec
 from compress.cpu import CPU_KINDS
 from compress.data.builtin import TASKS
+from compress.deploy import agreement as top1
 from compress.pipeline import Pipeline
 from compress.quant import Int8Format, choose_format, quantize_onnx
 from compress.quant.arithmetic import exact_outputs, weight_range
 from compress.quant.emulate import emulated_outputs
 from compress.stages import Distill, Export, Train
-from compress.stages.export import agreement as top1
 
 TEACHER = {"arch": "resnet_cnn", "width": 32, "blocks": [2, 2]}
 MODELS = {
@@ -116,7 +116,7 @@ def avx2_instructions(path: Path, x: np.ndarray, runs: int, workdir: Path) -> fl
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
-    return top1(b, a, classification=True)["top1_agreement"]
+    return top1(b, a, classification=True).top1_agreement
 
 
 def measure_model(name: str, fp32: Path, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

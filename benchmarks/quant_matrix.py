@@ -28,7 +28,7 @@ from _interleave import interleaved
 from _results import save
 
 from compress.bench import make_runner
-from compress.context import TargetSpec
+from compress.bench.runners import TargetSpec
 from compress.data.builtin import TASKS
 from compress.pipeline import Pipeline
 from compress.stages import Distill, Export, Qad, Quantize, Train

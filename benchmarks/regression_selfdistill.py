@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import save
 
-from compress.context import TargetSpec
+from compress.bench.runners import TargetSpec
 from compress.data.builtin import TASKS
 from compress.pipeline import Pipeline
 from compress.stages.distill import Distill

@@ -16,8 +16,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Pipeline": "compress.pipeline",
     "RunContext": "compress.context",
-    "TaskSpec": "compress.context",
-    "TargetSpec": "compress.context",
+    "TaskSpec": "compress.data.spec",
+    "TargetSpec": "compress.bench.runners",
+    "ModelRecord": "compress.records",
+    "Summary": "compress.records",
     "ModelSpec": "compress.models.spec",
     "TaskData": "compress.data.task",
     "Manifest": "compress.manifest",

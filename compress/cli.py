@@ -103,12 +103,14 @@ def _run(args: argparse.Namespace) -> int:
     print(f"run folder: {out}")
     if reused:
         print(f"reused stages: {', '.join(reused)}")
-    summary = json.loads((out / "summary.json").read_text())
-    for model in summary["models"]:
-        metric = model["metric"]
-        score = f"{metric['name']} {metric['value']:.4f}" if metric else "not benchmarked"
-        where = out / model["onnx"] if model["onnx"] else "not exported"
-        print(f"  {model['name']:<10} {score}, {model['params'] or 0:,} params, ONNX: {where}")
+    from compress.records import Summary
+
+    summary = Summary.model_validate_json((out / "summary.json").read_text())
+    for model in summary.models:
+        value = summary.value(model)
+        score = f"{summary.metric.name} {value:.4f}" if summary.metric and value is not None else "not benchmarked"
+        where = out / model.onnx if model.onnx else "not exported"
+        print(f"  {model.name:<10} {model.format:<10} {score}, {model.params or 0:,} params, ONNX: {where}")
     for stage in manifest.stages:
         if stage.type == "report":
             print(f"report: {out / stage.metrics['report']}")

@@ -1,109 +1,28 @@
-"""`RunContext`: what flows between stages. Its `models` records are plain data, so a resumed run
-rebuilds the same context from the manifest without re-running a stage."""
+"""`RunContext`: what flows between stages. Its `models` records (`compress.records`) are plain data,
+so a resumed run rebuilds the same context from the manifest without re-running a stage."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from compress.bench.runners import TargetSpec
+from compress.data.spec import TaskSpec
 from compress.data.task import TaskData
 from compress.errors import RecipeError
-from compress.imports import check_callable_spec, resolve_callable
-from compress.models.spec import ModelSpec, build_model, load_checkpoint
+from compress.models.spec import build_model, load_checkpoint
+from compress.records import ModelRecord
 
-__all__ = ["RunContext", "ModelRecord", "TaskSpec", "TargetSpec"]
+if TYPE_CHECKING:  # the target is built by the pipeline; the context only carries it
+    from compress.bench.runners import TargetSpec
+
+__all__ = ["RunContext", "ModelRecord", "TaskSpec"]
 
 log = logging.getLogger("compress")
-
-
-class TaskSpec(BaseModel):
-    """A built-in task by `name`, a gymnasium environment by `env` (a policy task), or the user's
-    `factory` (`module:function` returning `TaskData`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str | None = Field(None, description="built-in task: digits, mnist1d or diabetes")
-    env: str | None = Field(
-        None, description="gymnasium environment id, e.g. CartPole-v1 or Acrobot-v1: a policy task (needs the 'rl' extra)"
-    )
-    factory: str | None = Field(None, description="'module:function' returning compress.data.TaskData")
-    options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="keyword arguments for the factory; for env: val_episodes, test_episodes, expert_episodes, expert",
-    )
-
-    @model_validator(mode="after")
-    def _one_source(self) -> TaskSpec:
-        from compress.data.builtin import TASKS
-
-        if sum(v is not None for v in (self.name, self.env, self.factory)) != 1:
-            raise ValueError(
-                "give exactly one of 'name' (a built-in task), 'env' (a gymnasium environment) or 'factory' ('module:function')"
-            )
-        if self.name is not None:
-            TASKS.check(self.name)
-        if self.factory is not None:
-            check_callable_spec(self.factory)
-        if self.env is not None:
-            _check_policy_options(self.env, self.options)
-        if self.name is not None and self.options:
-            raise ValueError("'options' apply to 'env' and 'factory' tasks; built-in tasks take none")
-        return self
-
-    def load(self) -> TaskData:
-        from compress.data.builtin import TASKS
-
-        if self.name is not None:
-            return TASKS.get(self.name)()
-        if self.env is not None:
-            from compress.rl.task import policy_task
-
-            return policy_task(self.env, **self.options)
-        task = resolve_callable(self.factory or "")(**self.options)
-        if not isinstance(task, TaskData):
-            raise RecipeError(f"task factory {self.factory!r} returned {type(task).__name__}, not compress.data.TaskData")
-        return task
-
-
-def _check_policy_options(env: str, options: dict[str, Any]) -> None:
-    from compress.errors import DataError
-    from compress.rl.env import check_env_id
-
-    try:
-        check_env_id(env)
-    except DataError as err:  # reported like every other recipe error: where, what, how to fix
-        raise ValueError(str(err)) from None
-    allowed = {"val_episodes", "test_episodes", "expert_episodes", "expert"}
-    for key, value in options.items():
-        if key not in allowed:
-            raise ValueError(f"unknown option {key!r} for an env task; valid: {', '.join(sorted(allowed))}")
-        if key != "expert" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ValueError(f"task option {key!r} must be a whole number >= 1, got {value!r}")
-        if key == "expert" and not isinstance(value, str):
-            raise ValueError(f"task option 'expert' must be a model name, got {value!r}")
-
-
-class ModelRecord(BaseModel):
-    """A model the run produced: how to rebuild it, where its files are (relative to the run folder), what was measured."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    stage: str
-    spec: ModelSpec
-    checkpoint: str | None = None
-    onnx: str | None = None
-    metrics: dict[str, Any] = Field(default_factory=dict)
-
-    def files(self) -> list[str]:
-        return [p for p in (self.checkpoint, self.onnx) if p]
 
 
 @dataclass
@@ -112,13 +31,14 @@ class RunContext:
 
     run_dir: Path
     task: TaskData
-    target: TargetSpec = field(default_factory=TargetSpec)
+    target: TargetSpec
     seed: int = 0
     quiet: bool = False
     models: dict[str, ModelRecord] = field(default_factory=dict)
     stage_dir: Path | None = None
     stage_id: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+    """The running stage's own facts (not a model's: those go in its record through `update_model`)."""
     _modules: dict[str, nn.Module] = field(default_factory=dict, repr=False)
 
     def path(self, relative: str) -> Path:
@@ -158,24 +78,23 @@ class RunContext:
         self.task.on_model(record.name, lambda: self.module(record.name))
 
     def update_model(self, name: str, **fields: Any) -> ModelRecord:
-        """Change a record's `onnx` or `metrics` (merged), keeping the loaded module."""
+        """Set typed fields of a model's record (`onnx`, `parity`, `bench`, ...), validated, keeping the
+        loaded module: the one way stages record results."""
         record = self.record(name)
-        if "metrics" in fields:
-            fields["metrics"] = {**record.metrics, **fields["metrics"]}
-        self.models[name] = record.model_copy(update=fields)
+        self.models[name] = ModelRecord.model_validate({**dict(record), **fields})
         return self.models[name]
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {name: rec.model_dump(mode="json") for name, rec in self.models.items()}
 
-    def changed_since(self, before: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def changed_since(self, before: dict[str, dict[str, Any]]) -> dict[str, ModelRecord]:
         now = self.snapshot()
-        return {name: rec for name, rec in now.items() if before.get(name) != rec}
+        return {name: self.models[name] for name, rec in now.items() if before.get(name) != rec}
 
-    def apply(self, records: dict[str, dict[str, Any]]) -> None:
+    def apply(self, records: dict[str, ModelRecord]) -> None:
         """Replay a finished stage's recorded model changes (used on resume)."""
-        for data in records.values():
-            self.put_model(ModelRecord.model_validate(data))
+        for record in records.values():
+            self.put_model(record)
 
     def log(self, message: str) -> None:
         log.info(message)

@@ -17,10 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from compress.errors import ArtifactError
 from compress.fsio import sha256_file, write_json
+from compress.migrate import upgrade_manifest
+from compress.records import MetricInfo, ModelRecord
 
 __all__ = ["Manifest", "StageRecord", "environment", "config_hash", "MANIFEST"]
 
-SCHEMA = 1
+SCHEMA = 2
 MANIFEST = "manifest.json"
 """The manifest's file name in a run folder."""
 
@@ -41,8 +43,8 @@ class StageRecord(BaseModel):
     config_sha256: str
     inputs: dict[str, str] = Field(description="artifact path (relative to the run) -> sha256")
     outputs: dict[str, str]
-    models: dict[str, dict[str, Any]] = Field(description="model records this stage added or changed")
-    metrics: dict[str, Any]
+    models: dict[str, ModelRecord] = Field(description="model records this stage added or changed, as they were after it")
+    metrics: dict[str, Any] = Field(description="the stage's own facts; a model's results live in its record")
     started: str
     duration_s: float
 
@@ -59,10 +61,18 @@ class Manifest(BaseModel):
     created: str
     updated: str
     environment: dict[str, Any]
+    metric: MetricInfo | None = Field(None, description="the task's metric: a model's figure in reports and summaries")
     stages: list[StageRecord] = Field(default_factory=list)
 
     def find(self, stage_id: str) -> StageRecord | None:
         return next((s for s in self.stages if s.id == stage_id), None)
+
+    def records(self) -> dict[str, ModelRecord]:
+        """Every model of the run as the last stage that touched it left it."""
+        found: dict[str, ModelRecord] = {}
+        for stage in self.stages:
+            found.update(stage.models)
+        return found
 
     def save(self, path: Path) -> None:
         self.updated = now()
@@ -71,7 +81,14 @@ class Manifest(BaseModel):
     @classmethod
     def load(cls, path: Path) -> Manifest:
         try:
-            return cls.model_validate_json(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            if data.get("schema_version", 1) > SCHEMA:
+                raise ValueError(
+                    f"schema {data['schema_version']} is newer than this edge-compress reads ({SCHEMA}); upgrade edge-compress"
+                )
+            return cls.model_validate(upgrade_manifest(data))
         except (OSError, ValidationError, ValueError) as err:
             first = str(err).splitlines()[0]
             raise ArtifactError(f"{path}: not a readable edge-compress manifest ({first})", fix="start again with --overwrite") from None

@@ -16,11 +16,14 @@ import numpy as np
 import torch
 
 from compress import distributed
-from compress.context import RunContext, TargetSpec, TaskSpec
+from compress.bench.runners import TargetSpec
+from compress.context import RunContext
+from compress.data.spec import TaskSpec
 from compress.errors import ArtifactError, RecipeError
 from compress.fsio import sha256_file, write_json, write_text
 from compress.manifest import MANIFEST, Manifest, StageRecord, config_hash, environment, now
-from compress.stages.base import Stage
+from compress.records import MetricInfo
+from compress.stages.base import Planned, Stage
 
 __all__ = ["Pipeline"]
 
@@ -57,24 +60,16 @@ class Pipeline:
         return cls(stages, task=recipe.task, name=recipe.name, seed=recipe.seed, target=recipe.target)
 
     def check(self) -> None:
-        """Every model a stage needs is made by an earlier one; no name is made twice."""
+        """Every stage order that passes runs correctly: each stage's `plan` checks what it needs against
+        what the earlier ones make (names, FP32 or INT8, exported or not)."""
         if not self.stages:
             raise RecipeError("a pipeline needs at least one stage")
-        made: list[str] = []
+        planned: dict[str, Planned] = {}
         for i, (sid, stage) in enumerate(zip(self.ids, self.stages, strict=True)):
-            for need in stage.requires():
-                if need not in made:
-                    known = ", ".join(made) or "none"
-                    raise RecipeError(
-                        f"stages[{i}] ({sid}): model {need!r} is not made by an earlier stage (made so far: {known})",
-                        fix="add a train or load stage for it first, or fix the name",
-                    )
-            for name in stage.provides():
-                if name in made:
-                    raise RecipeError(
-                        f"stages[{i}] ({sid}): model name {name!r} is already used by an earlier stage", fix="give it another name"
-                    )
-                made.append(name)
+            try:
+                stage.plan(planned)
+            except RecipeError as err:
+                raise RecipeError(f"stages[{i}] ({sid}): {err.message}", fix=err.fix) from None
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -91,14 +86,15 @@ class Pipeline:
             return self._follow(run_dir)
         previous = _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
         created = previous.created if previous else now()
+        ctx = self._context(run_dir, quiet)
         manifest = Manifest(
             name=self.name,
             recipe=self.settings(),
             created=created,
             updated=now(),
             environment=environment(self.target.deploy_cpu().as_dict()),
+            metric=MetricInfo(name=ctx.task.metric.name, higher_is_better=ctx.task.metric.higher_is_better),
         )
-        ctx = self._context(run_dir, quiet)
         manifest.save(run_dir / MANIFEST)  # from now on the folder is a run that --resume can continue
         hashes: dict[str, str] = {}
         parent = None
@@ -246,4 +242,4 @@ def _seed_everything(seed: int) -> None:
 def _write_summary(ctx: RunContext) -> None:
     from compress.report.summary import build_summary
 
-    write_json(ctx.run_dir / SUMMARY, build_summary(ctx))
+    write_json(ctx.run_dir / SUMMARY, build_summary(ctx).model_dump(mode="json"))

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from compress.context import TargetSpec, TaskSpec
+from compress.bench.runners import TargetSpec
+from compress.data.spec import TaskSpec
 from compress.errors import RecipeError
 from compress.stages import STAGES, Stage
 

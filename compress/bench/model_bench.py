@@ -15,7 +15,7 @@ from compress.bench.runners import Loaded, ModelSource, Runner, Sessions, Target
 from compress.bench.runners.pytorch import load_pt2
 from compress.bench.timing import TimingConfig, measure_rounds
 from compress.config import BatchSizes
-from compress.context import TaskSpec
+from compress.data.spec import TaskSpec
 from compress.errors import ArtifactError, DataError, ModelError
 from compress.fsio import sha256_file
 

@@ -5,7 +5,7 @@ that follow their schedules epoch by epoch. Used as a context manager: its hooks
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,15 +16,10 @@ from compress.distill.controller import LearnedController
 from compress.distill.features import FeatureTaps, Projector, match_spatial
 from compress.distill.losses import FEATURE_LOSSES, LOSSES, combine_teachers, distill_objective, task_loss
 from compress.distill.schedules import Schedule, value_of
+from compress.distill.trainer import Objective
 from compress.errors import RecipeError
 
-__all__ = ["FeaturePair", "DistillObjective", "EmaObjective", "EMA", "check_response_loss"]
-
-
-def check_response_loss(where: str, loss: str, task: Any) -> None:
-    """`kd` compares class distributions: on a regression task it would add a term that is always 0."""
-    if loss == "kd" and task.kind != "classification":
-        raise RecipeError(f"{where} loss 'kd' needs a classification task; task {task.name!r} is regression", fix="use loss: mse or huber")
+__all__ = ["FeaturePair", "ObjectiveSpec", "DistillObjective", "EmaObjective", "EMA"]
 
 
 EMA = "ema"  # the teacher name that means self-distillation from an exponential moving average of the student
@@ -47,8 +42,38 @@ class FeaturePair(BaseModel):
         return FEATURE_LOSSES.check(name)
 
 
-class DistillObjective(nn.Module):
-    def __init__(self, student: nn.Module, teachers: list[nn.Module], cfg: Any, *, kind: str, example: torch.Tensor) -> None:
+class ObjectiveSpec(BaseModel):
+    """The distillation objective, the one contract distill, prune's fine-tuning and qad fill in from
+    their configs (`cfg.objective()`): response loss against the teachers' combined outputs at a
+    temperature, mixed with the hard-label loss by alpha, plus feature-pair terms."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    loss: str = "kd"
+    temperature: float | Schedule = 4.0
+    alpha: float | Schedule = 0.9
+    features: tuple[FeaturePair, ...] = ()
+    ensemble: Literal["mean", "weighted", "confident"] = "mean"
+    teacher_weights: tuple[float, ...] | None = None
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, name: str) -> str:
+        return LOSSES.check(name)
+
+    def check(self, where: str, task: Any) -> None:
+        """What the task decides: `kd` compares class distributions (on regression its term would always
+        be 0), and so does the per-sample most confident teacher."""
+        if self.loss == "kd" and task.kind != "classification":
+            raise RecipeError(
+                f"{where} loss 'kd' needs a classification task; task {task.name!r} is regression", fix="use loss: mse or huber"
+            )
+        if self.ensemble == "confident" and task.kind != "classification":
+            raise RecipeError(f"{where}: ensemble 'confident' needs a classification task", fix="use ensemble: mean or weighted")
+
+
+class DistillObjective(Objective):
+    def __init__(self, student: nn.Module, teachers: list[nn.Module], cfg: ObjectiveSpec, *, kind: str, example: torch.Tensor) -> None:
         """Feature pairs read the first teacher's layers; the response loss uses all teachers' combined outputs."""
         super().__init__()
         self.cfg, self.kind = cfg, kind
@@ -199,10 +224,12 @@ class EmaObjective(DistillObjective):
     a zero gradient at that point (its soft targets equal its own outputs); the average lags behind and
     so carries information the current weights do not."""
 
-    def __init__(self, student: nn.Module, cfg: Any, *, kind: str, example: torch.Tensor) -> None:
+    moving_reference = True
+
+    def __init__(self, student: nn.Module, cfg: ObjectiveSpec, *, decay: float, kind: str, example: torch.Tensor) -> None:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-        average = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        average = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
         average.requires_grad_(False)
         average.module.eval()  # also keeps the shape probe below from moving its BatchNorm statistics
         super().__init__(student, [average.module], cfg, kind=kind, example=example)
@@ -214,7 +241,7 @@ class EmaObjective(DistillObjective):
 
     def measure_reference(self, task: Any) -> float:
         """The average's validation metric this epoch: the adaptive weight follows how far it is ahead."""
-        from compress.distill.trainer import torch_predictor
+        from compress.models.predict import torch_predictor
 
         return task.evaluate(torch_predictor(self.teachers[0]), "val")[task.metric.name]
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
@@ -24,11 +23,52 @@ from compress.config import StageConfig
 from compress.data.task import TaskData
 from compress.errors import RecipeError
 from compress.fsio import atomic_path
+from compress.models.predict import torch_predictor
 
-__all__ = ["EpochData", "FitConfig", "FitResult", "fit", "torch_predictor"]
+__all__ = ["EpochData", "FitConfig", "FitResult", "Objective", "TaskLoss", "fit", "torch_predictor"]
 
 log = logging.getLogger("compress")
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Objective(nn.Module):
+    """What `fit` minimises: `forward(model, x, y) -> loss`, plus hooks that default to doing nothing.
+
+    It may have parameters of its own (projectors), trained alongside the model. `reference`: a metric
+    value the validation gap is measured against (for adaptive weights); with `moving_reference`,
+    `measure_reference(task)` re-measures it every epoch (a teacher that moves)."""
+
+    reference: float | None = None
+    moving_reference: bool = False
+
+    def wrap_train(self, dataset: Dataset) -> Dataset:
+        """The training set as this objective reads it (it may attach data to each target)."""
+        return dataset
+
+    def start_epoch(self, progress: float, gap: float | None = None, initial_gap: float | None = None) -> dict[str, float]:
+        """Called before each epoch (`progress` in [0, 1), the validation gap to `reference`); what it
+        returns goes into the history."""
+        return {}
+
+    def after_step(self, model: nn.Module) -> None:
+        """Called after each optimizer step."""
+
+    def observe(self, row: dict[str, Any]) -> None:
+        """Called with each epoch's history row once it is validated (a controller learns from it)."""
+
+    def measure_reference(self, task: TaskData) -> float | None:
+        return self.reference
+
+
+class TaskLoss(Objective):
+    """A plain loss `fn(model, x, y)` as an objective with no hooks (training without a teacher)."""
+
+    def __init__(self, fn: BatchLoss) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, model: nn.Module, x: torch.Tensor, y: Any) -> torch.Tensor:
+        return self.fn(model, x, y)
 
 
 class FitConfig(StageConfig):
@@ -61,18 +101,10 @@ class FitResult:
     resumed_after_epoch: int = 0
 
 
-def torch_predictor(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    def predict(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.from_numpy(x)).numpy()
-
-    return predict
-
-
 def fit(
     model: nn.Module,
     task: TaskData,
-    loss_fn: BatchLoss,
+    objective: Objective | BatchLoss,
     cfg: FitConfig,
     *,
     seed: int,
@@ -83,13 +115,8 @@ def fit(
 ) -> FitResult:
     """Train `model` in place; it ends holding the weights of its best validation epoch.
 
-    `loss_fn(model, x, y)` may be an `nn.Module` with parameters of its own (projectors), trained
-    alongside, and may have `start_epoch(progress, gap, initial_gap) -> dict`, called before each
-    epoch with the validation gap to `loss_fn.reference` (a metric value; or `loss_fn.measure_reference(task)`,
-    re-measured every epoch, for a teacher that moves) when it has one; what it
-    returns goes into the history; `after_step(model)`, called after each optimizer step;
-    `observe(row)`, called with each epoch's history row once it is validated (a controller learns
-    from it); and `wrap_train(dataset) -> dataset`, which may attach data to each target (the loss unpacks it).
+    `objective`: an `Objective` (its hooks are called around each epoch and step), or a plain
+    `loss(model, x, y)` (taken as a `TaskLoss`).
 
     `data` replaces the task's training split with a dataset that grows between epochs (DAgger):
     `data.before_epoch(model, epoch)` runs before every epoch but the first and may add samples; an
@@ -101,9 +128,9 @@ def fit(
     across ranks (see `compress.distributed`); `cfg.batch_size` stays the global batch.
     """
     rank, size = distributed.world()
-    wrap = getattr(loss_fn, "wrap_train", None)
+    loss_fn = objective if isinstance(objective, Objective) else TaskLoss(objective)
     source = data.dataset if data is not None else task.train
-    train = wrap(source) if wrap is not None else source
+    train = loss_fn.wrap_train(source)
     generator = torch.Generator().manual_seed(seed)
     sampler = _sampler(train, size, rank, seed, generator, growing=data is not None)
     loader = DataLoader(
@@ -121,26 +148,24 @@ def fit(
         state.restore(saved, step, optimizer, schedule, generator, data)
         state.result.resumed_after_epoch = state.result.epochs_run
         log.info("  %s: resuming after epoch %d (from %s)", desc, state.result.epochs_run, checkpoint)
-    measure = getattr(loss_fn, "measure_reference", None)
-    observe = getattr(loss_fn, "observe", None)
+    moving = loss_fn.moving_reference
     bar = tqdm(range(state.result.epochs_run + 1, cfg.epochs + 1), desc=desc, unit="epoch", disable=quiet, leave=False)
     for epoch in bar:
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
         grown = data.before_epoch(model, epoch) if data is not None and epoch > 1 else {}
-        knobs = _start_epoch(loss_fn, (epoch - 1) / max(cfg.epochs, 1), state.gaps, moving=measure is not None)
+        knobs = _start_epoch(loss_fn, (epoch - 1) / max(cfg.epochs, 1), state.gaps, moving=moving)
         train_loss = _train_epoch(model, runner, loader, optimizer, schedule, cfg.augmentation(task), cfg.grad_clip, loss_fn)
         distributed.sync_state(model)  # BatchNorm statistics differ per shard; rank 0's decide
         model.eval()
         val = distributed.broadcast_object(task.evaluate(torch_predictor(model), "val")[metric.name])
-        reference = distributed.broadcast_object(measure(task) if measure is not None else getattr(loss_fn, "reference", None))
+        reference = distributed.broadcast_object(loss_fn.measure_reference(task))
         if reference is not None:
             state.gaps.append((reference - val) if metric.higher_is_better else (val - reference))
         result = state.result
-        moving = {f"teacher_val_{metric.name}": reference} if measure is not None else {}
-        result.history.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric.name}": val, **moving, **knobs, **grown})
-        if observe is not None:
-            observe(result.history[-1])
+        teacher = {f"teacher_val_{metric.name}": reference} if moving else {}
+        result.history.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric.name}": val, **teacher, **knobs, **grown})
+        loss_fn.observe(result.history[-1])
         result.epochs_run = epoch
         if metric.better(val, result.best_val):
             result.best_val, result.best_epoch, state.best = val, epoch, copy.deepcopy(model.state_dict())
@@ -242,22 +267,19 @@ def _load_state(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _start_epoch(loss_fn: BatchLoss, progress: float, gaps: list[float], *, moving: bool) -> dict[str, float]:
+def _start_epoch(loss_fn: Objective, progress: float, gaps: list[float], *, moving: bool) -> dict[str, float]:
     """A fixed teacher's gap is measured against the first epoch's; a moving teacher's (EMA) against
     the largest seen so far, since it starts as untrained as the student."""
-    start = getattr(loss_fn, "start_epoch", None)
-    if start is None:
-        return {}
+    start = loss_fn.start_epoch
     if not gaps:  # nothing measured yet: a moving teacher is as untrained as the student, so no pull
         return start(progress, 0.0, 0.0) if moving else start(progress, None, None)
     return start(progress, gaps[-1], max(gaps) if moving else gaps[0])
 
 
 def _train_epoch(
-    model: nn.Module, runner: nn.Module, loader, optimizer, schedule, augment, grad_clip: float | None, loss_fn: BatchLoss
+    model: nn.Module, runner: nn.Module, loader, optimizer, schedule, augment, grad_clip: float | None, loss_fn: Objective
 ) -> float:
     model.train()
-    after_step = getattr(loss_fn, "after_step", None)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     total, count = 0.0, 0
     for x, y in loader:
@@ -269,8 +291,7 @@ def _train_epoch(
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
-        if after_step is not None:
-            after_step(model)
+        loss_fn.after_step(model)
         schedule.step()
         total += loss.item() * len(x)
         count += len(x)

@@ -22,7 +22,7 @@ def _batch(ctx: RunContext, batch_size: int) -> np.ndarray:
 
 
 def _exported(model: nn.Module, ctx: RunContext, folder: str) -> Path:
-    from compress.stages.export import export_onnx
+    from compress.deploy import export_onnx
 
     path = Path(folder) / "model.onnx"
     was_training = model.training

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from compress.records import Controller, Deployed, ModelRecord, PruneResult, QuantResult, RunEnvironment, Speed, Summary, Tuning
+
 __all__ = ["render_markdown"]
 
 
@@ -17,82 +19,99 @@ def _size(n: int | None) -> str:
     return f"{n / 1024:.1f} KiB" if n < 1024**2 else f"{n / 1024**2:.2f} MiB"
 
 
-def _latency(entry: dict[str, Any], target: str, batch: str) -> str:
-    stats = entry["latency_ms"].get(target, {}).get(batch)
-    return "n/a" if stats is None else f"{stats['p50']:.3f} / {stats['p90']:.3f}"
+def _stats(model: ModelRecord, target: str, batch: str):
+    bench = model.bench.get(target)
+    return bench.latency_ms.get(batch) if bench else None
+
+
+def _latency(model: ModelRecord, target: str, batch: str) -> str:
+    stats = _stats(model, target, batch)
+    return "n/a" if stats is None else f"{stats.p50:.3f} / {stats.p90:.3f}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
     return "n/a" if not a or not b else f"{a / b:.2f}x"
 
 
-def _metric_change(model: dict[str, Any], ref: dict[str, Any]) -> str:
-    new, old = model["metric"]["value"], ref["metric"]["value"]
-    if model["metric"]["name"] == "accuracy":
+def _metric_change(name: str, new: float, old: float) -> str:
+    if name == "accuracy":
         return f"accuracy {100 * (new - old):+.2f} points ({new:.4f} vs {old:.4f})"
-    return f"{model['metric']['name']} {new - old:+.4g} ({new:.4g} vs {old:.4g})"
+    return f"{name} {new - old:+.4g} ({new:.4g} vs {old:.4g})"
 
 
 def render_markdown(
-    summary: dict[str, Any], *, title: str, environment: dict[str, Any], reference: str | None, images: dict[str, str] | None = None
+    summary: Summary, *, title: str, environment: RunEnvironment, reference: str | None, images: dict[str, str] | None = None
 ) -> str:
     """The report as Markdown. `images` maps figure names (see report.plots) to the source each is
     linked from: a relative PNG path in report.md, a data URI in the self-contained report.html."""
-    models = summary["models"]
-    measured = [t for m in models for t in m["latency_ms"]]
-    target = summary["target"] if summary["target"] in measured or not measured else measured[0]
-    batches = sorted({b for m in models for b in m["latency_ms"].get(target, {})}, key=int)
-    metric_name = next((m["metric"]["name"] for m in models if m["metric"]), "metric")
-    head = ["model", "arch", f"{metric_name} (ONNX Runtime, test)", "params", "MACs", "ONNX size"]
+    models = summary.models
+    measured = [t for m in models for t, b in m.bench.items() if b.latency_ms]
+    target = summary.target if summary.target in measured or not measured else measured[0]
+    batches = sorted({b for m in models for b in (m.bench[target].latency_ms if target in m.bench else {})}, key=int)
+    metric_name = summary.metric.name if summary.metric else "metric"
+    head = ["model", "arch", "kind", f"{metric_name} (ONNX Runtime, test)", "params", "MACs", "ONNX size"]
     head += [f"latency b{b} p50 / p90 (ms)" for b in batches]
-    threads = f"{summary['threads']} thread" + ("s" if summary["threads"] != 1 else "")
-    lines = [f"# {title}", "", f"Task `{summary['task']}`, target `{target}` with {threads}.", ""]
-    cpu = environment.get("deploy_cpu")
-    if cpu and cpu["target"] != cpu["host"]:
-        lines += [f"> Latencies were measured on this `{cpu['host']}` machine; the deployment CPU is `{cpu['target']}`.", ""]
+    threads = f"{summary.threads} thread" + ("s" if summary.threads != 1 else "")
+    lines = [f"# {title}", "", f"Task `{summary.task}`, target `{target}` with {threads}.", ""]
+    cpu = environment.deploy_cpu
+    if cpu and cpu.target != cpu.host:
+        lines += [f"> Latencies were measured on this `{cpu.host}` machine; the deployment CPU is `{cpu.target}`.", ""]
     if images and "waterfall" in images:
         lines += [f"![What each stage changed]({images['waterfall']})", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in models:
-        value = m["metric"]["value"] if m["metric"] else None
-        row = [m["name"], m["arch"], _num(value, ".4f"), _num(m["params"]), _num(m["macs"]), _size(m["size_bytes"])]
+        row = [m.name, m.spec.label, m.format, _num(summary.value(m), ".4f"), _num(m.params), _num(m.macs), _size(m.size_bytes)]
         lines.append("| " + " | ".join(row + [_latency(m, target, b) for b in batches]) + " |")
-    ref = next((m for m in models if m["name"] == reference), None)
-    if ref is not None:
-        lines += ["", f"Relative to `{reference}`:", ""]
-        for m in (m for m in models if m is not ref):
-            parts = [_metric_change(m, ref)] if m["metric"] and ref["metric"] else []
-            parts += [
-                f"params {_ratio(m['params'], ref['params'])}",
-                f"MACs {_ratio(m['macs'], ref['macs'])}",
-                f"size {_ratio(m['size_bytes'], ref['size_bytes'])}",
-            ]
-            for b in batches:
-                a, r = (x["latency_ms"].get(target, {}).get(b) for x in (m, ref))
-                parts.append(f"latency b{b} {_ratio(a and a['p50'], r and r['p50'])}")
-            lines.append(f"- `{m['name']}`: " + ", ".join(parts))
-    parity = [(m["name"], m["parity"]) for m in models if m["parity"]]
-    if parity:
-        lines += ["", "ONNX vs PyTorch on real test inputs:", ""]
-        for name, p in parity:
-            agree = f", top-1 agreement {p['top1_agreement']:.4f}" if "top1_agreement" in p else ""
-            lines.append(f"- `{name}`: max abs diff {p['max_abs_diff']:.2e} over {p['samples']} samples{agree}")
+    lines += _relative_section(summary, reference, target, batches)
+    lines += _parity_section(models)
     for m in models:
-        if m.get("prune"):
-            lines += _prune_section(m["name"], m["prune"], metric_name)
-    quantized = [(m["name"], m["quant"]) for m in models if m.get("quant")]
+        if m.prune:
+            lines += _prune_section(m.name, m.prune, metric_name)
+    quantized = [(m.name, m.quant) for m in models if m.quant]
     if quantized:
         lines += _quant_section(quantized)
-    controlled = [m for m in models if (m.get("distill") or {}).get("controller")]
+    controlled = [(m.name, m.training.controller) for m in models if m.training and m.training.controller]
     if controlled:
         lines += ["", "## Distillation controller", ""]
         lines += [f"![Controller decisions]({images['controller']})"] if images and "controller" in images else []
-        for m in controlled:
-            lines += _controller_section(m["name"], m["distill"]["controller"], m["distill"]["metric"])
+        for name, ctl in controlled:
+            lines += _controller_section(name, ctl, metric_name)
     lines += _figures(images or {})
     lines += _latency_section(models)
     lines += _environment_section(environment)
     return "\n".join(lines)
+
+
+def _relative_section(summary: Summary, reference: str | None, target: str, batches: list[str]) -> list[str]:
+    ref = summary.model(reference) if reference else None
+    if ref is None:
+        return []
+    lines = ["", f"Relative to `{reference}`:", ""]
+    for m in (m for m in summary.models if m is not ref):
+        new, old = summary.value(m), summary.value(ref)
+        parts = [_metric_change(summary.metric.name, new, old)] if summary.metric and new is not None and old is not None else []
+        parts += [
+            f"params {_ratio(m.params, ref.params)}",
+            f"MACs {_ratio(m.macs, ref.macs)}",
+            f"size {_ratio(m.size_bytes, ref.size_bytes)}",
+        ]
+        for b in batches:
+            a, r = _stats(m, target, b), _stats(ref, target, b)
+            parts.append(f"latency b{b} {_ratio(a and a.p50, r and r.p50)}")
+        lines.append(f"- `{m.name}`: " + ", ".join(parts))
+    return lines
+
+
+def _parity_section(models: list[ModelRecord]) -> list[str]:
+    checked = [m for m in models if m.parity]
+    if not checked:
+        return []
+    lines = ["", "ONNX vs PyTorch on real test inputs:", ""]
+    for m in checked:
+        p = m.parity
+        agree = f", top-1 agreement {p.top1_agreement:.4f}" if p.top1_agreement is not None else ""
+        lines.append(f"- `{m.name}`: max abs diff {p.max_abs_diff:.2e} over {p.samples} samples{agree}")
+    return lines
 
 
 _CAPTIONS = {
@@ -110,21 +129,20 @@ def _figures(images: dict[str, str]) -> list[str]:
     return lines
 
 
-def _latency_section(models: list[dict[str, Any]]) -> list[str]:
+def _latency_section(models: list[ModelRecord]) -> list[str]:
     """Every latency measurement with its spread; noisy ones are marked, not hidden."""
     rows = []
     for m in models:
-        memory = m.get("memory") or {}
-        for target, per_batch in m["latency_ms"].items():
-            growth = (memory.get(target) or {}).get("rss_growth_mb")
-            for batch, s in per_batch.items():
-                if "p99" not in s:
+        for target, bench in m.bench.items():
+            growth = bench.memory.rss_growth_mb if bench.memory else None
+            for batch, s in bench.latency_ms.items():
+                if s.p99 is None:
                     continue
-                noisy = "**noisy**" if s.get("noisy") else "ok"
+                noisy = "**noisy**" if s.noisy else "ok"
                 mem = "n/a" if growth is None else f"{growth:.1f}"
                 rows.append(
-                    f"| `{m['name']}` | {target} | {batch} | {s['p50']:.4g} | {s['p90']:.4g} | {s['p99']:.4g} | "
-                    f"{s['mean']:.4g} ± {s['std']:.2g} | {s['throughput']:,.0f} | {100 * s['round_cv']:.1f}% {noisy} | {mem} |"
+                    f"| `{m.name}` | {target} | {batch} | {s.p50:.4g} | {s.p90:.4g} | {s.p99:.4g} | "
+                    f"{s.mean:.4g} ± {s.std:.2g} | {s.throughput:,.0f} | {100 * (s.round_cv or 0):.1f}% {noisy} | {mem} |"
                 )
     if not rows:
         return []
@@ -139,114 +157,105 @@ def _latency_section(models: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _environment_section(env: dict[str, Any]) -> list[str]:
-    lines = ["", "## Environment", "", f"- CPU: {env.get('cpu')} ({env.get('cores')} cores)", f"- Python {env.get('python')}"]
-    cpu = env.get("deploy_cpu")
+def _environment_section(env: RunEnvironment) -> list[str]:
+    lines = ["", "## Environment", "", f"- CPU: {env.cpu} ({env.cores} cores)", f"- Python {env.python}"]
+    cpu = env.deploy_cpu
     if cpu:
-        asked = "this machine" if cpu["requested"] == "auto" else "set in the recipe"
-        lines.append(f"- Deployment CPU (INT8 formats are chosen for it): `{cpu['target']}`, {asked}; this host: `{cpu['host']}`")
-        lines.append(f"  - host features: {' '.join(cpu['host_features'])}")
-    lines += [f"- {k} {v}" for k, v in env.get("packages", {}).items() if v]
-    for target, fp in (env.get("targets") or {}).items():
-        extra = f", precision {fp['precision_hint']}" if fp.get("precision_hint") else ""
-        lines.append(f"- target `{target}`: {fp.get('runtime')}, {fp.get('provider')}, {fp.get('threads')} threads{extra}")
-        if fp.get("cpu_flags"):
-            lines.append(f"  - CPU flags: {' '.join(fp['cpu_flags'])}")
+        asked = "this machine" if cpu.requested == "auto" else "set in the recipe"
+        lines.append(f"- Deployment CPU (INT8 formats are chosen for it): `{cpu.target}`, {asked}; this host: `{cpu.host}`")
+        lines.append(f"  - host features: {' '.join(cpu.host_features)}")
+    lines += [f"- {k} {v}" for k, v in env.packages.items() if v]
+    for target, fp in env.targets.items():
+        extra = f", precision {fp.precision_hint}" if fp.precision_hint else ""
+        lines.append(f"- target `{target}`: {fp.runtime}, {fp.provider}, {fp.threads} threads{extra}")
+        if fp.cpu_flags:
+            lines.append(f"  - CPU flags: {' '.join(fp.cpu_flags)}")
     return [*lines, ""]
 
 
-def _deployed_cell(d: dict[str, Any] | None) -> str:
-    if not d or d.get("deployed") is None:
+def _deployed_cell(d: Deployed | None) -> str:
+    if d is None or d.deployed is None:
         return "-"
-    exact = (d.get("exact") or {}).get("top1_agreement")
-    where = d["basis"] if d["cpu"] in d["basis"] else f"{d['basis']}, {d['cpu']}"
-    return f"{d['deployed']:.4f} ({where})" + (f" / {exact:.4f}" if exact is not None else "")
+    exact = d.exact.top1_agreement if d.exact else None
+    where = d.basis if d.cpu in d.basis else f"{d.basis}, {d.cpu}"
+    return f"{d.deployed:.4f} ({where})" + (f" / {exact:.4f}" if exact is not None else "")
 
 
-def _speed_cell(speed: dict[str, Any] | None) -> str:
-    if not speed:
+def _speed_cell(speed: Speed | None) -> str:
+    if speed is None:
         return "-"
-    if not speed.get("measured"):
+    if not speed.measured:
         return "not measured"
-    return f"{speed['speedup']:.2f}x at b{speed['batch']}"
+    return f"{speed.speedup:.2f}x at b{speed.batch}"
 
 
-def _quant_notes(name: str, q: dict[str, Any]) -> list[str]:
+def _quant_notes(name: str, q: QuantResult) -> list[str]:
     notes = []
-    d, speed = q.get("deployed") or {}, q.get("speed") or {}
-    if d.get("cause"):
-        notes.append(f"> **Warning:** `{name}`: {d['cause']}" + (f"; {d['fix']}." if d.get("fix") else "."))
-    if d.get("portability"):
-        notes.append(f"> **Note:** `{name}` was {d['portability']}.")
-    if speed.get("measured") and not speed["pays_off"]:
+    d, speed = q.deployed, q.speed
+    if d and d.cause:
+        notes.append(f"> **Warning:** `{name}`: {d.cause}" + (f"; {d.fix}." if d.fix else "."))
+    if d and d.portability:
+        notes.append(f"> **Note:** `{name}` was {d.portability}.")
+    if speed and speed.measured and not speed.pays_off:
         notes.append(
-            f"> **INT8 does not pay off here:** `{name}` runs {speed['speedup']:.2f}x its FP32 file at batch {speed['batch']} "
-            f"({speed['int8_ms']:.3f} vs {speed['fp32_ms']:.3f} ms) on this `{d.get('host', 'host')}` CPU."
+            f"> **INT8 does not pay off here:** `{name}` runs {speed.speedup:.2f}x its FP32 file at batch {speed.batch} "
+            f"({speed.int8_ms:.3f} vs {speed.fp32_ms:.3f} ms) on this `{d.host if d else 'host'}` CPU."
         )
     return notes
 
 
-def _unmeasured_note(quantized: list[tuple[str, dict[str, Any]]]) -> list[str]:
+def _unmeasured_note(quantized: list[tuple[str, QuantResult]]) -> list[str]:
     """One line for the INT8 files whose speed was not measured here (the reason is the run's, not theirs)."""
-    unmeasured = [(n, q["speed"]["why"]) for n, q in quantized if q.get("speed") and not q["speed"].get("measured")]
+    unmeasured = [(n, q.speed.why) for n, q in quantized if q.speed and not q.speed.measured]
     if not unmeasured:
         return []
     names = ", ".join(f"`{n}`" for n, _ in unmeasured)
     return [f"> Speed against FP32 not measured for {names}: {unmeasured[0][1]}."]
 
 
-def _prune_section(name: str, prune: dict[str, Any], metric_name: str) -> list[str]:
+def _prune_section(name: str, prune: PruneResult, metric_name: str) -> list[str]:
     """The pruning curve of one model: every step's size, measured latency and validation metric."""
-    target = prune["target"]
-    batch = prune["curve"][0]["latency_ms"]["batch_size"]
+    target = prune.target
+    batch = prune.curve[0].latency_ms.batch_size
     lines = ["", f"## Pruning `{name}`", ""]
     lines.append(
-        f"Importance `{prune['importance']}`, target {target['kind']} {target['value']:g} "
-        f"({'met' if prune['target_met'] else 'not met'}); measured speedup {prune['speedup']:.2f}x for "
-        f"{prune['mac_reduction']:.2f}x fewer MACs."
+        f"Importance `{prune.importance}`, target {target.kind} {target.value:g} "
+        f"({'met' if prune.target_met else 'not met'}); measured speedup {prune.speedup:.2f}x for "
+        f"{prune.mac_reduction:.2f}x fewer MACs."
     )
     head = ["step", "channels removed", "channels", "params", "MACs", f"latency b{batch} p50 / p90 (ms)", f"val {metric_name}"]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for p in prune["curve"]:
-        step = f"{p['step']} (final fine-tune)" if p.get("final") else str(p["step"])
-        lat = p["latency_ms"]
-        row = [step, f"{100 * p['ratio']:.0f}%", str(p["channels"]), _num(p["params"]), _num(p["macs"])]
-        row += [f"{lat['p50']:.3f} / {lat['p90']:.3f}", f"{p[f'val_{metric_name}']:.4f}"]
+    for p in prune.curve:
+        step = f"{p.step} (final fine-tune)" if p.final else str(p.step)
+        row = [step, f"{100 * p.ratio:.0f}%", str(p.channels), _num(p.params), _num(p.macs)]
+        row += [f"{p.latency_ms.p50:.3f} / {p.latency_ms.p90:.3f}", f"{p.val:.4f}"]
         lines.append("| " + " | ".join(row) + " |")
-    nodes = prune.get("dominant_nodes") or []
-    if nodes:
+    if prune.dominant_nodes:
         lines += ["", f"Where the pruned model's time goes (ONNX Runtime profile, batch {batch}): "]
-        lines += [f"- `{n['node']}` ({n['op']}): {100 * n['share']:.0f}%" for n in nodes]
-    lines += [""] + [f"> **Warning:** {w}" for w in prune["warnings"]]
+        lines += [f"- `{n.node}` ({n.op}): {100 * n.share:.0f}%" for n in prune.dominant_nodes]
+    lines += [""] + [f"> **Warning:** {w}" for w in prune.warnings]
     return lines
 
 
-def _controller_section(name: str, ctl: dict[str, Any], metric: str) -> list[str]:
+def _controller_section(name: str, ctl: Controller, metric: str) -> list[str]:
     """What the distillation controller (learned) or the search chose for `name`, and what it scored."""
-    lines = ["", f"### `{name}` ({ctl['kind']})", ""]
-    if ctl["kind"] == "learned":
-        lines.append(
-            "Chosen before each epoch; reward: " + ("gain" if ctl["config"]["reward"] == "gain" else "level") + f" of val {metric}."
-        )
+    lines = ["", f"### `{name}` ({ctl.kind})", ""]
+    if ctl.kind == "learned":
+        lines.append("Chosen before each epoch; reward: " + ("gain" if ctl.config.reward == "gain" else "level") + f" of val {metric}.")
         head = ["epoch", "temperature", "alpha", "feature pair", f"val {metric}", "agreement", "reward"]
-        rows = [
-            [d["epoch"], d["temperature"], d["alpha"], d["feature_pair"], d["val"], d["agreement"], d["reward"]] for d in ctl["decisions"]
-        ]
+        rows = [[d.epoch, d.temperature, d.alpha, d.feature_pair, d.val, d.agreement, d.reward] for d in ctl.decisions or []]
     else:
-        lines.append(f"Optuna TPE, {len(ctl['trials'])} trials of {ctl['epochs_per_trial']} epochs each; the best trial's student is kept.")
-        head = ["trial", "temperature", "alpha", "feature pair", f"best val {metric}", "", ""]
-        rows = [
-            [t["index"] + 1, t["params"]["temperature"], t["params"]["alpha"], t["params"].get("feature_pair"), t["value"], None, None]
-            for t in ctl["trials"]
-        ]
-        head, rows = head[:5], [r[:5] for r in rows]
+        trials = ctl.trials or []
+        lines.append(f"Optuna TPE, {len(trials)} trials of {ctl.epochs_per_trial} epochs each; the best trial's student is kept.")
+        head = ["trial", "temperature", "alpha", "feature pair", f"best val {metric}"]
+        rows = [[t.index + 1, t.params.temperature, t.params.alpha, t.params.feature_pair, t.value] for t in trials]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         lines.append("| " + " | ".join("-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
     return lines
 
 
-def _quant_section(quantized: list[tuple[str, dict[str, Any]]]) -> list[str]:
+def _quant_section(quantized: list[tuple[str, QuantResult]]) -> list[str]:
     """Per INT8 model: how it was made and in which format, how closely it agrees where it will run (and
     in exact arithmetic), whether it is faster than its FP32 source here, and what ORT still runs in
     float (the first place to look when INT8 is not faster)."""
@@ -257,33 +266,35 @@ def _quant_section(quantized: list[tuple[str, dict[str, Any]]]) -> list[str]:
     lines = ["", "## Quantization", "", head, "|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for name, q in quantized:
-        close = q.get("vs_fp32_onnx") or q.get("vs_fake_quant") or {}
-        agree = f"{close['top1_agreement']:.4f} / " if "top1_agreement" in close else ""
-        method = q["mode"] if q["mode"] != "static" else f"static, {(q.get('calibration') or {}).get('method', '')}"
-        method += f" ({q['backend']})" if q.get("backend", "ort") != "ort" else ""
-        method += ", tuned" if q.get("tuning") else ""
-        integer = ", ".join(f"{op} x{c}" for op, c in q["integer_ops"].items() if op not in ("QuantizeLinear", "DequantizeLinear"))
-        left = ", ".join(f"{op} x{c}" for op, c in q["float_ops"].items()) or "none"
-        fmt = (q.get("format") or {}).get("label", "-")
-        deployed, speed = _deployed_cell(q.get("deployed")), _speed_cell(q.get("speed"))
+        close = q.vs_reference
+        agree = f"{close.top1_agreement:.4f} / " if close and close.top1_agreement is not None else ""
+        gap = f"{close.max_abs_diff:.3g}" if close else "nan"
+        integer = ", ".join(f"{op} x{c}" for op, c in q.integer_ops.items() if op not in ("QuantizeLinear", "DequantizeLinear"))
+        left = ", ".join(f"{op} x{c}" for op, c in q.float_ops.items()) or "none"
         lines.append(
-            f"| `{name}` | `{q['source']}` | {method} | {fmt} | {agree}{close.get('max_abs_diff', float('nan')):.3g} | {deployed} | {speed} "
+            f"| `{name}` | `{q.source}` | {_method(q)} | {q.format.label} | {agree}{gap} | {_deployed_cell(q.deployed)} | {_speed_cell(q.speed)} "
             f"| {integer} | {left} |"
         )
         notes += _quant_notes(name, q)
     notes += _unmeasured_note(quantized)
     lines += ["", *notes] if notes else []
-    tuned = [(n, q["tuning"]) for n, q in quantized if q.get("tuning") and "trials" in q["tuning"]]
-    for name, t in tuned:
-        lines += [
-            "",
-            f"Tuning `{name}` ({len(t['trials'])} trials, {'met' if t['met'] else 'not met'}; val {t['metric']} FP32 {t['fp32']:.4f}):",
-            "",
-        ]
-        for trial in t["trials"]:
-            kept = f", float: {', '.join(trial['exclude_nodes'])}" if trial["exclude_nodes"] else ""
-            mark = " (passed)" if trial["passed"] else ""
-            lines.append(
-                f"- {trial['index']} {trial['kind']}: {trial['method']}, per-channel {trial['per_channel']}{kept}: {trial['metric']:.4f}{mark}"
-            )
+    for name, q in quantized:
+        lines += _tuning_lines(name, q.tuning)
+    return lines
+
+
+def _method(q: QuantResult) -> str:
+    method = q.method if q.method != "static" else f"static, {(q.calibration or {}).get('method', '')}"
+    method += f" ({q.backend})" if q.backend not in ("ort", "qad") else ""
+    return method + (", tuned" if q.tuning else "")
+
+
+def _tuning_lines(name: str, t: Tuning | None) -> list[str]:
+    if t is None or not t.trials:
+        return []
+    lines = ["", f"Tuning `{name}` ({len(t.trials)} trials, {'met' if t.met else 'not met'}; val {t.metric} FP32 {t.fp32:.4f}):", ""]
+    for trial in t.trials:
+        kept = f", float: {', '.join(trial.exclude_nodes)}" if trial.exclude_nodes else ""
+        mark = " (passed)" if trial.passed else ""
+        lines.append(f"- {trial.index} {trial.kind}: {trial.method}, per-channel {trial.per_channel}{kept}: {trial.metric:.4f}{mark}")
     return lines

@@ -4,9 +4,10 @@ a per-stage waterfall, the accuracy-latency Pareto plot, latency distributions a
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import numpy as np
+
+from compress.records import ModelRecord, Summary
 
 __all__ = ["waterfall", "pareto", "distributions", "parity", "controller", "render_all", "pareto_front"]
 
@@ -29,39 +30,43 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _quantities(summary: dict[str, Any]) -> list[tuple[str, str, bool, list[float | None]]]:
+def _p50(model: ModelRecord, target: str, batch: str) -> float | None:
+    bench = model.bench.get(target)
+    stats = bench.latency_ms.get(batch) if bench else None
+    return stats.p50 if stats else None
+
+
+def _quantities(summary: Summary) -> list[tuple[str, str, bool, list[float | None]]]:
     """(title, unit, lower is better, value per model) for every panel of the waterfall."""
-    models = summary["models"]
-    metric = next((m["metric"] for m in models if m["metric"]), None)
+    models = summary.models
     rows: list[tuple[str, str, bool, list[float | None]]] = [
-        ("parameters", "", True, [m["params"] for m in models]),
-        ("MACs per sample", "", True, [m["macs"] for m in models]),
-        ("ONNX size", "KiB", True, [m["size_bytes"] and m["size_bytes"] / 1024 for m in models]),
+        ("parameters", "", True, [m.params for m in models]),
+        ("MACs per sample", "", True, [m.macs for m in models]),
+        ("ONNX size", "KiB", True, [m.size_bytes and m.size_bytes / 1024 for m in models]),
     ]
-    if metric:
-        higher = metric["name"] not in ("mse", "mae", "loss")
-        rows.append((f"{metric['name']} ({metric['split']})", "", not higher, [m["metric"] and m["metric"]["value"] for m in models]))
+    if summary.metric:
+        values = [summary.value(m) for m in models]
+        rows.append((f"{summary.metric.name} (test)", "", not summary.metric.higher_is_better, values))
     for target, batch in _latency_keys(models):
-        values = [(m["latency_ms"].get(target, {}).get(batch) or {}).get("p50") for m in models]
-        rows.append((f"latency p50, {target}, batch {batch}", "ms", True, values))
+        rows.append((f"latency p50, {target}, batch {batch}", "ms", True, [_p50(m, target, batch) for m in models]))
     return rows
 
 
-def _latency_keys(models: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _latency_keys(models: list[ModelRecord]) -> list[tuple[str, str]]:
     keys: list[tuple[str, str]] = []
     for m in models:
-        for target, per_batch in m["latency_ms"].items():
-            keys += [(target, b) for b in per_batch if (target, b) not in keys]
+        for target, bench in m.bench.items():
+            keys += [(target, b) for b in bench.latency_ms if (target, b) not in keys]
     return keys
 
 
-def waterfall(summary: dict[str, Any]) -> bytes:
+def waterfall(summary: Summary) -> bytes:
     """One panel per quantity; models in the order the run made them. Each bar floats from the previous
     model's value to this model's, green where it improved and red where it got worse."""
     plt = _plt()
-    names = [m["name"] for m in summary["models"]]
+    names = [m.name for m in summary.models]
     panels = [q for q in _quantities(summary) if any(v is not None for v in q[3])]
-    metric_title = next((m["metric"]["name"] for m in summary["models"] if m["metric"]), "\0")
+    metric_title = summary.metric.name if summary.metric else "\0"
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.2 * rows), squeeze=False)
@@ -137,33 +142,34 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = Tru
     return sorted(front, key=lambda i: points[i][0])
 
 
-def pareto(summary: dict[str, Any], target: str, batch: str) -> bytes | None:
+def pareto(summary: Summary, target: str, batch: str) -> bytes | None:
     """Metric (test, through the runtime) against p50 latency for every benchmarked model; pruning
     steps (validation metric, timed while pruning) in a separate series; the front joined by a line."""
     plt = _plt()
-    models = [m for m in summary["models"] if m["metric"] and (m["latency_ms"].get(target) or {}).get(batch)]
+    if summary.metric is None:
+        return None
+    models = [m for m in summary.models if summary.value(m, target) is not None and _p50(m, target, batch) is not None]
     if not models:
         return None
-    metric = models[0]["metric"]["name"]
-    higher = metric not in ("mse", "mae", "loss")
-    points = [(m["latency_ms"][target][batch]["p50"], m["metric"]["value"]) for m in models]
+    metric = summary.metric.name
+    points = [(_p50(m, target, batch), summary.value(m, target)) for m in models]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.scatter(*zip(*points, strict=True), s=40, color="#264653", zorder=3, label=f"models ({models[0]['metric']['split']} {metric})")
+    ax.scatter(*zip(*points, strict=True), s=40, color="#264653", zorder=3, label=f"models (test {metric})")
     for m, (x, y) in zip(models, points, strict=True):
-        ax.annotate(m["name"], (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
-    front = pareto_front(points, higher)
+        ax.annotate(m.name, (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    front = pareto_front(points, summary.metric.higher_is_better)
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color=_GOOD, lw=1.2, zorder=2, label="Pareto front")
-    for m in summary["models"]:
-        curve = (m.get("prune") or {}).get("curve") or []
-        pts = [(p["latency_ms"]["p50"], p.get(f"val_{metric}")) for p in curve if p.get(f"val_{metric}") is not None]
-        if pts:
+    for m in summary.models:
+        curve = m.prune.curve if m.prune else []
+        if curve:
             ax.scatter(
-                *zip(*pts, strict=True),
+                [p.latency_ms.p50 for p in curve],
+                [p.val for p in curve],
                 s=14,
                 marker="x",
                 color=_BAD,
                 zorder=2,
-                label=f"pruning steps of {m['name']} (val, batch {curve[0]['latency_ms']['batch_size']})",
+                label=f"pruning steps of {m.name} (val, batch {curve[0].latency_ms.batch_size})",
             )
     _log_x(ax)
     ax.set_xlabel(f"latency p50 (ms, {target}, batch {batch}, log scale)")
@@ -175,24 +181,24 @@ def pareto(summary: dict[str, Any], target: str, batch: str) -> bytes | None:
     return _png(fig)
 
 
-def distributions(summary: dict[str, Any]) -> bytes | None:
+def distributions(summary: Summary) -> bytes | None:
     """Empirical distribution (from the stored percentiles) of per-call latency, one panel per target
     and batch size: a curve far to the right of its median means a long tail."""
     plt = _plt()
-    keys = _latency_keys(summary["models"])
+    keys = _latency_keys(summary.models)
     if not keys:
         return None
     cols = min(2, len(keys))
     rows = -(-len(keys) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.4 * cols, 3.4 * rows), squeeze=False)
     for ax, (target, batch) in zip(axes.flat, keys, strict=False):
-        for m in summary["models"]:
-            stats = m["latency_ms"].get(target, {}).get(batch)
-            if not stats or not stats.get("quantiles"):
+        for m in summary.models:
+            stats = m.bench[target].latency_ms.get(batch) if target in m.bench else None
+            if not stats or not stats.quantiles:
                 continue
-            q = np.asarray(stats["quantiles"])
-            flag = " (noisy)" if stats.get("noisy") else ""
-            ax.plot(q, np.linspace(0, 100, len(q)), label=f"{m['name']}: p50 {stats['p50']:.3g}, p99 {stats['p99']:.3g}{flag}")
+            q = np.asarray(stats.quantiles)
+            flag = " (noisy)" if stats.noisy else ""
+            ax.plot(q, np.linspace(0, 100, len(q)), label=f"{m.name}: p50 {stats.p50:.3g}, p99 {stats.p99:.3g}{flag}")
         _log_x(ax)
         ax.set_xlabel("latency per call (ms, log scale)")
         ax.set_ylabel("percentile")
@@ -205,26 +211,25 @@ def distributions(summary: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def parity(summary: dict[str, Any]) -> bytes | None:
+def parity(summary: Summary) -> bytes | None:
     """Largest output difference from the model's PyTorch (or FP32) counterpart, log scale, with the
     top-1 agreement written on each bar."""
     plt = _plt()
     rows = []
-    for m in summary["models"]:
-        if m["parity"]:
-            rows.append((f"{m['name']}\nONNX vs PyTorch", m["parity"]))
-        close = (m.get("quant") or {}).get("vs_fp32_onnx") or (m.get("quant") or {}).get("vs_fake_quant")
-        if close:
-            rows.append((f"{m['name']}\nINT8 vs {'FP32 ONNX' if 'vs_fp32_onnx' in m['quant'] else 'fake-quant'}", close))
+    for m in summary.models:
+        if m.parity:
+            rows.append((f"{m.name}\nONNX vs PyTorch", m.parity))
+        if m.quant and m.quant.vs_reference:
+            rows.append((f"{m.name}\nINT8 vs {'FP32 ONNX' if m.quant.reference == 'fp32 onnx' else 'fake-quant'}", m.quant.vs_reference))
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(max(4.8, 1.3 * len(rows)), 3.4))
-    values = [max(r["max_abs_diff"], 1e-12) for _, r in rows]
+    values = [max(r.max_abs_diff, 1e-12) for _, r in rows]
     ax.bar(range(len(rows)), values, color="#457b9d")
     for i, (_, r) in enumerate(rows):
-        agree = f"top-1 {r['top1_agreement']:.4f}" if "top1_agreement" in r else ""
+        agree = f"top-1 {r.top1_agreement:.4f}" if r.top1_agreement is not None else ""
         ax.annotate(
-            f"{r['max_abs_diff']:.1e}\n{agree}",
+            f"{r.max_abs_diff:.1e}\n{agree}",
             (i, values[i]),
             ha="center",
             va="bottom",
@@ -241,32 +246,29 @@ def parity(summary: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-def controller(summary: dict[str, Any]) -> bytes | None:
+def controller(summary: Summary) -> bytes | None:
     """Per distilled model with a controller: its choices per epoch (temperature, weight, feature pair)
     above the validation metric they led to; for a search, each trial's setting and score."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _plt()
-    runs = [
-        (m["name"], m["distill"]["controller"], m["distill"]["metric"])
-        for m in summary["models"]
-        if (m.get("distill") or {}).get("controller")
-    ]
+    runs = [(m.name, m.training.controller) for m in summary.models if m.training and m.training.controller]
     if not runs:
         return None
+    metric = summary.metric.name if summary.metric else "metric"
     fig, axes = plt.subplots(3, len(runs), figsize=(5.2 * len(runs), 6.4), sharex="col", squeeze=False)
-    for col, (name, ctl, metric) in enumerate(runs):
-        if ctl["kind"] == "learned":
-            rows = ctl["decisions"]
-            x, label = [d["epoch"] for d in rows], "epoch"
-            pairs = [d["feature_pair"] for d in rows]
-            values = ([d["temperature"] for d in rows], [d["alpha"] for d in rows], [d["val"] for d in rows])
+    for col, (name, ctl) in enumerate(runs):
+        if ctl.kind == "learned":
+            decisions = ctl.decisions or []
+            x, label = [d.epoch for d in decisions], "epoch"
+            pairs = [d.feature_pair for d in decisions]
+            values = ([d.temperature for d in decisions], [d.alpha for d in decisions], [d.val for d in decisions])
         else:
-            rows = ctl["trials"]
-            x, label = [t["index"] + 1 for t in rows], "trial"
-            pairs = [t["params"].get("feature_pair") for t in rows]
-            values = ([t["params"]["temperature"] for t in rows], [t["params"]["alpha"] for t in rows], [t["value"] for t in rows])
-        bounds = (ctl["config"]["temperature"], ctl["config"]["alpha"], None)
+            trials = ctl.trials or []
+            x, label = [t.index + 1 for t in trials], "trial"
+            pairs = [t.params.feature_pair for t in trials]
+            values = ([t.params.temperature for t in trials], [t.params.alpha for t in trials], [t.value for t in trials])
+        bounds = (ctl.config.temperature, ctl.config.alpha, None)
         for ax, ys, title, bound in zip(
             axes[:, col], values, ("temperature", "alpha (distillation weight)", f"val {metric}"), bounds, strict=True
         ):
@@ -277,17 +279,17 @@ def controller(summary: dict[str, Any]) -> bytes | None:
                 for b in bound:
                     ax.axhline(b, color="#bbbbbb", lw=0.8, ls="--")
             ax.set_ylabel(title, fontsize=8)
-        axes[0, col].set_title(f"{name}: {ctl['kind']} controller (colour: feature pair)", fontsize=9)
+        axes[0, col].set_title(f"{name}: {ctl.kind} controller (colour: feature pair)", fontsize=9)
         axes[-1, col].set_xlabel(label)
         axes[-1, col].xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return _png(fig)
 
 
-def render_all(summary: dict[str, Any]) -> dict[str, bytes]:
+def render_all(summary: Summary) -> dict[str, bytes]:
     """Every figure that has data: {'waterfall': png, ...}."""
-    keys = _latency_keys(summary["models"])
-    target, batch = next(((t, b) for t, b in keys if t == summary["target"]), keys[0] if keys else (summary["target"], "1"))
+    keys = _latency_keys(summary.models)
+    target, batch = next(((t, b) for t, b in keys if t == summary.target), keys[0] if keys else (summary.target, "1"))
     figures = {
         "waterfall": waterfall(summary),
         "pareto": pareto(summary, target, batch),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from compress.fsio import atomic_path, write_text
+from compress.records import RunEnvironment, Summary
 from compress.report.markdown import render_markdown
 from compress.report.plots import render_all
 
@@ -48,8 +49,11 @@ def render_html(markdown_text: str, title: str) -> str:
     return template.render(title=title, body=jinja2.filters.Markup(body), version=__version__)
 
 
-def write_report(summary: dict[str, Any], environment: dict[str, Any], folder: Path, *, title: str, reference: str | None) -> list[Path]:
+def write_report(
+    summary: Summary, environment: RunEnvironment | dict[str, Any], folder: Path, *, title: str, reference: str | None
+) -> list[Path]:
     """report.md, plots/*.png and report.html in `folder`; returns the two report paths."""
+    environment = RunEnvironment.model_validate(environment)
     figures = render_all(summary)
     for name, png in figures.items():
         with atomic_path(folder / "plots" / f"{name}.png") as tmp:
@@ -63,10 +67,9 @@ def write_report(summary: dict[str, Any], environment: dict[str, Any], folder: P
     return [md_path, html_path]
 
 
-def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_run(run_dir: Path) -> tuple[Summary, dict[str, Any]]:
     """(summary, environment) of a run folder, rebuilt from its manifest's recorded model changes."""
     from compress.bench.runners import TargetSpec
-    from compress.context import ModelRecord
     from compress.errors import ArtifactError
     from compress.manifest import MANIFEST, Manifest
     from compress.report.summary import summary_of
@@ -77,21 +80,19 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             f"{run_dir} is not a run folder (no {MANIFEST})", fix="give the folder 'edge-compress run' wrote, e.g. runs/digits_edge"
         )
     manifest = Manifest.load(path)
-    records: dict[str, ModelRecord] = {}
     environment = dict(manifest.environment)
     for stage in manifest.stages:
-        for name, data in stage.models.items():
-            records[name] = ModelRecord.model_validate(data)
         if stage.type == "benchmark" and "environment" in stage.metrics:
             environment["targets"] = stage.metrics["environment"]
     task = manifest.recipe.get("task", {})
     target = TargetSpec.model_validate(manifest.recipe.get("target") or {})
-    return summary_of(task.get("name") or task.get("factory") or "custom", target, records.values()), environment
+    name = task.get("name") or task.get("env") or task.get("factory") or "custom"
+    return summary_of(name, manifest.metric, target, manifest.records().values()), environment
 
 
 def write_run_report(run_dir: str | Path, *, out: Path | None = None, title: str | None = None, reference: str | None = None) -> list[Path]:
     summary, environment = load_run(Path(run_dir))
-    names = [m["name"] for m in summary["models"]]
+    names = [m.name for m in summary.models]
     if reference is not None and reference not in names:
         from compress.errors import RecipeError
         from compress.registry import did_you_mean
@@ -100,5 +101,5 @@ def write_run_report(run_dir: str | Path, *, out: Path | None = None, title: str
             f"--reference {reference!r} is not a model of this run; {did_you_mean(reference, names)}models: {', '.join(names)}"
         )
     reference = reference or ("teacher" if "teacher" in names else None)
-    title = title or f"Compression report: {summary['task']}"
+    title = title or f"Compression report: {summary.task}"
     return write_report(summary, environment, out or Path(run_dir) / "report", title=title, reference=reference)

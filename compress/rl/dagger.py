@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import Dataset
 
+from compress.data.env import run_episodes
+from compress.data.policy import PolicyTask, labelled_states
 from compress.distill.trainer import torch_predictor
-from compress.rl.env import run_episodes
-from compress.rl.task import PolicyTask, labelled_states
 
 __all__ = ["DaggerConfig", "Dagger", "StateBuffer"]
 

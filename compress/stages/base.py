@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from compress.config import StageConfig
 from compress.context import RunContext
+from compress.errors import RecipeError
+from compress.records import ModelKind
 from compress.registry import Registry
 
-__all__ = ["Stage", "StageConfig", "STAGES", "register_stage"]
+__all__ = ["Stage", "StageConfig", "STAGES", "register_stage", "Planned", "need"]
+
+
+@dataclass
+class Planned:
+    """What `validate` knows of a model before anything runs: what it is and whether it has an ONNX file."""
+
+    kind: ModelKind = "fp32"
+    onnx: bool = False
+
+
+def need(models: dict[str, Planned], name: str, *, kind: ModelKind | None = None, onnx: bool = False, role: str = "model") -> Planned:
+    """The planned model `name`, checked to exist (and to be of `kind`, and exported, where asked)."""
+    if name not in models:
+        known = ", ".join(models) or "none"
+        raise RecipeError(
+            f"{role} {name!r} is not made by an earlier stage (made so far: {known})",
+            fix="add a train or load stage for it first, or fix the name",
+        )
+    found = models[name]
+    if kind is not None and found.kind != kind:
+        raise RecipeError(
+            f"{role} {name!r} is {found.kind.upper()}; this stage needs an {kind.upper()} model", fix=f"name an {kind.upper()} model"
+        )
+    if onnx and not found.onnx:
+        raise RecipeError(f"{role} {name!r} has no ONNX file at this point", fix="add an export stage for it before this one")
+    return found
 
 
 class Stage:
@@ -41,6 +70,17 @@ class Stage:
     def provides(self) -> list[str]:
         """Names of models this stage adds."""
         return []
+
+    def plan(self, models: dict[str, Planned]) -> None:
+        """Check this stage against the models earlier stages make (`validate` runs it for every stage,
+        in order, before anything trains) and add or change what this one makes. By default: every
+        required model exists and each provided one is a new FP32 PyTorch model."""
+        for name in self.requires():
+            need(models, name)
+        for name in self.provides():
+            if name in models:
+                raise RecipeError(f"model name {name!r} is already used by an earlier stage", fix="give it another name")
+            models[name] = Planned()
 
     def run(self, ctx: RunContext, cfg: Any) -> RunContext:
         raise NotImplementedError

@@ -10,13 +10,14 @@ from pydantic import Field, field_validator
 
 from compress.bench import RUNNERS, ModelSource, TimingConfig, make_runner, params_and_macs
 from compress.bench.fingerprint import fingerprint
-from compress.bench.model_bench import evaluate, time_batches
+from compress.bench.model_bench import time_batches
 from compress.bench.runners import Sessions
 from compress.config import BatchSizes, ModelName, StageConfig
 from compress.context import RunContext
 from compress.errors import RecipeError
 from compress.fsio import write_json
-from compress.stages.base import Stage, register_stage
+from compress.records import ModelRecord, TargetBench, merge_scores
+from compress.stages.base import Planned, Stage, need, register_stage
 
 __all__ = ["Benchmark"]
 
@@ -46,16 +47,23 @@ class Benchmark(Stage):
     def requires(self) -> list[str]:
         return list(self.cfg.models or [])
 
+    def plan(self, models: dict[str, Planned]) -> None:
+        names = self.cfg.models or [n for n, m in models.items() if m.onnx]
+        if not names:
+            raise RecipeError("benchmark: no exported model to measure at this point", fix="add an export stage before benchmark")
+        for name in names:
+            need(models, name, onnx=True)
+
     def run(self, ctx: RunContext, cfg: BenchmarkConfig) -> RunContext:
         specs = [ctx.target.model_copy(update={"name": t}) for t in cfg.targets or [ctx.target.name]]
         runners = [make_runner(spec) for spec in specs]  # an unavailable target fails here, before any timing
         names = cfg.models or [n for n, r in ctx.models.items() if r.onnx]
         if not names:
             raise RecipeError("benchmark: no exported model to measure", fix="add an export stage before benchmark")
-        results = {name: self._measure(ctx, runners, name, cfg) for name in names}
+        measured = {name: self._measure(ctx, runners, name, cfg) for name in names}
         environments = {r.target: fingerprint(r.describe()) for r in runners}
-        write_json(ctx.out("results.json"), {"targets": environments, "timing": cfg.timing.model_dump(), "models": results})
-        ctx.metrics.update(results)
+        results = {"targets": environments, "timing": cfg.timing.model_dump(), "models": measured}
+        write_json(ctx.out("results.json"), results)
         ctx.metrics["environment"] = environments
         return ctx
 
@@ -64,35 +72,41 @@ class Benchmark(Stage):
         if not record.onnx:
             raise RecipeError(f"benchmark: model {name!r} has no ONNX file", fix="export it in an earlier stage")
         # an INT8 model exists only as ONNX: its record's module is the FP32 network it came from
-        module = None if record.metrics.get("quant") else (lambda: ctx.module(name))
+        module = None if record.kind == "int8" else (lambda: ctx.module(name))
         return ModelSource(label=name, onnx=ctx.path(record.onnx), module=module)
 
     def _measure(self, ctx: RunContext, runners: list, name: str, cfg: BenchmarkConfig) -> dict[str, Any]:
+        """Measure `name` on every runner, record it, and return what results.json keeps of it."""
         source = self._source(ctx, name)
         params, macs = params_and_macs(ctx.module(name), ctx.task.example_input(1))
-        result: dict[str, Any] = {"params": params, "macs": macs, "size_bytes": source.onnx.stat().st_size}
-        latency, memory, metrics, skipped = {}, {}, {}, {}
+        record = ctx.record(name)
+        bench, scores = {}, list(record.scores)
         for runner in runners:
-            if runner.target.startswith("torch") and source.module is None:
-                skipped[runner.target] = "INT8 model: exists only as ONNX"
-                continue
-            sessions = Sessions(runner, source, fresh=cfg.timing.fresh_sessions)
-            batches = {str(b): ctx.task.full_batch(b).numpy() for b in cfg.batch_sizes}
-            latency[runner.target], memory[runner.target] = time_batches(sessions, batches, cfg.timing)
-            metrics[runner.target] = evaluate(sessions.loaded(), ctx.task, cfg.split, None)
-        primary = next(iter(metrics.values()), None)
-        result.update(metric=primary and {k: primary[k] for k in ("name", "value", "split")}, metric_by_target=metrics, latency_ms=latency)
-        result.update(scores=primary and primary["scores"], memory=memory, skipped_targets=skipped)
-        result.update(runner=runners[0].describe(), runners={r.target: r.describe() for r in runners})
-        ctx.update_model(name, metrics=result)
-        self._log(ctx, name, result)
-        return result
+            bench[runner.target], found = self._on_target(ctx, runner, source, cfg)
+            if found is not None:
+                scores = merge_scores(scores, found, split=cfg.split, runtime=runner.target)
+        record = ctx.update_model(name, params=params, macs=macs, size_bytes=source.onnx.stat().st_size, scores=scores, bench=bench)
+        self._log(ctx, record, cfg.split)
+        return record.model_dump(mode="json", include={"params", "macs", "size_bytes", "scores", "bench"})
 
     @staticmethod
-    def _log(ctx: RunContext, name: str, result: dict[str, Any]) -> None:
-        metric = result["metric"] or {"name": "metric", "value": float("nan")}
+    def _on_target(ctx: RunContext, runner, source: ModelSource, cfg: BenchmarkConfig) -> tuple[TargetBench, dict[str, float] | None]:
+        """Latency per batch size, memory and the task's scores of one model on one target."""
+        if runner.target.startswith("torch") and source.module is None:
+            return TargetBench(runner=runner.describe(), skipped="INT8 model: exists only as ONNX"), None
+        sessions = Sessions(runner, source, fresh=cfg.timing.fresh_sessions)
+        batches = {str(b): ctx.task.full_batch(b).numpy() for b in cfg.batch_sizes}
+        latency, memory = time_batches(sessions, batches, cfg.timing)
+        scores = ctx.task.evaluate(sessions.loaded(), cfg.split)
+        return TargetBench(runner=runner.describe(), latency_ms=latency, memory=memory), scores
+
+    @staticmethod
+    def _log(ctx: RunContext, record: ModelRecord, split: str) -> None:
+        metric = ctx.task.metric.name
+        found = record.score(metric, split=split)
         parts = []
-        for target, per_batch in result["latency_ms"].items():
-            times = ", ".join(f"b{b} p50 {s['p50']:.3f} ms{' (noisy)' if s['noisy'] else ''}" for b, s in per_batch.items())
-            parts.append(f"{target}: {times}")
-        ctx.log(f"  {name}: {metric['name']} {metric['value']:.4f} (deployed runtime), {result['params']:,} params; " + "; ".join(parts))
+        for target, bench in record.bench.items():
+            times = ", ".join(f"b{b} p50 {s.p50:.3f} ms{' (noisy)' if s.noisy else ''}" for b, s in bench.latency_ms.items())
+            parts.append(f"{target}: {times or bench.skipped}")
+        shown = "n/a" if found is None else f"{found.value:.4f}"
+        ctx.log(f"  {record.name}: {metric} {shown} (deployed runtime), {record.params:,} params; " + "; ".join(parts))

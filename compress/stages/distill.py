@@ -12,15 +12,16 @@ from compress.config import ModelName
 from compress.context import RunContext
 from compress.distill.controller import ControllerConfig
 from compress.distill.losses import LOSSES
-from compress.distill.objective import EMA, FeaturePair, check_response_loss
+from compress.distill.objective import EMA, FeaturePair, ObjectiveSpec
+from compress.distill.record import TRAIN_STATE, param_count, register_model, training_of
+from compress.distill.run import search_student, train_student
 from compress.distill.schedules import Schedule, endpoints
 from compress.distill.trainer import FitConfig
 from compress.errors import RecipeError
 from compress.models.spec import ModelSpec
+from compress.records import Training
 from compress.rl.dagger import DaggerConfig
-from compress.stages._distill_run import search_student, train_student
-from compress.stages._trained import TRAIN_STATE, param_count, register_model
-from compress.stages.base import Stage, register_stage
+from compress.stages.base import Planned, Stage, need, register_stage
 
 __all__ = ["Distill", "DistillConfig"]
 
@@ -88,6 +89,16 @@ class DistillConfig(FitConfig):
             raise ValueError("teacher_weights apply only to ensemble: weighted")
         return weights
 
+    def objective(self) -> ObjectiveSpec:
+        return ObjectiveSpec(
+            loss=self.loss,
+            temperature=self.temperature,
+            alpha=self.alpha,
+            features=tuple(self.features),
+            ensemble=self.ensemble,
+            teacher_weights=tuple(self.teacher_weights) if self.teacher_weights else None,
+        )
+
     @property
     def self_distill(self) -> bool:
         return self.teacher == EMA
@@ -135,25 +146,25 @@ class Distill(Stage):
     def provides(self) -> list[str]:
         return [self.cfg.name]
 
+    def plan(self, models: dict[str, Planned]) -> None:
+        for name in self.requires():  # a teacher runs as PyTorch: an INT8 model's would be its FP32 network
+            need(models, name, kind="fp32")
+        super().plan(models)
+
     def run(self, ctx: RunContext, cfg: DistillConfig) -> RunContext:
         self._check(ctx, cfg)
         if cfg.controller is not None and cfg.controller.kind == "search":
             student, result, info = search_student(ctx, cfg, state_file=ctx.out(SEARCH_STATE))
         else:
             student, result, info = train_student(ctx, cfg, seed=ctx.seed, checkpoint=ctx.out(TRAIN_STATE))
-        summary = register_model(ctx, cfg.name, cfg.model, student, result)
-        summary.update(info)
-        if "controller" in info:  # the report draws the decisions from the model's record
-            ctx.update_model(cfg.name, metrics={"distill": {"controller": info["controller"], "metric": ctx.task.metric.name}})
         teacher = student if cfg.self_distill else ctx.module(cfg.teachers[0])  # self-distillation: its own average
-        summary["params_vs_teacher"] = summary["params"] / param_count(teacher)
+        training = training_of(result).model_copy(update={**info, "params_vs_teacher": param_count(student) / param_count(teacher)})
+        register_model(ctx, cfg.name, cfg.model, student, Training.model_validate(dict(training)))
         return ctx
 
     @staticmethod
     def _check(ctx: RunContext, cfg: DistillConfig) -> None:
-        check_response_loss("distill", cfg.loss, ctx.task)
-        if cfg.ensemble == "confident" and ctx.task.kind != "classification":
-            raise RecipeError("ensemble 'confident' needs a classification task", fix="use ensemble: mean or weighted")
+        cfg.objective().check("distill", ctx.task)
         if cfg.dagger is not None and not getattr(ctx.task, "env_id", None):
             raise RecipeError(f"distill: dagger needs a policy task; {ctx.task.name!r} has no environment", fix="remove dagger")
         if cfg.dagger is not None and cfg.self_distill:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
@@ -19,13 +19,15 @@ from compress.bench import TimingConfig
 from compress.config import ModelName, StageConfig
 from compress.context import RunContext
 from compress.distill.losses import LOSSES
-from compress.distill.objective import DistillObjective, FeaturePair, check_response_loss
-from compress.distill.trainer import FitConfig, fit, torch_predictor
+from compress.distill.objective import DistillObjective, FeaturePair, ObjectiveSpec
+from compress.distill.record import register_model
+from compress.distill.trainer import FitConfig, fit
 from compress.errors import RecipeError
+from compress.models.predict import torch_predictor
 from compress.prune.engine import IMPORTANCES, ChannelPruner, check_keep, classifier
 from compress.prune.measure import dominant_nodes, latency_of, speedup_of
-from compress.stages._trained import register_model
-from compress.stages.base import Stage, register_stage
+from compress.records import NodeShare, PointLatency, PrunePoint, PruneResult
+from compress.stages.base import Planned, Stage, need, register_stage
 
 __all__ = ["Prune", "PruneConfig", "PruneTarget", "FinetuneConfig"]
 
@@ -60,13 +62,14 @@ class FinetuneConfig(FitConfig):
     temperature: float = Field(4.0, gt=0, description="soft-target temperature")
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the distillation term")
     features: list[FeaturePair] = Field(default_factory=list, description="feature terms, as in distill")
-    ensemble: ClassVar[str] = "mean"
-    teacher_weights: ClassVar[None] = None
 
     @field_validator("loss")
     @classmethod
     def _known_loss(cls, name: str) -> str:
         return LOSSES.check(name)
+
+    def objective(self) -> ObjectiveSpec:
+        return ObjectiveSpec(loss=self.loss, temperature=self.temperature, alpha=self.alpha, features=tuple(self.features))
 
 
 class PruneConfig(StageConfig):
@@ -108,6 +111,10 @@ class Prune(Stage):
     def provides(self) -> list[str]:
         return [self.cfg.output]
 
+    def plan(self, models: dict[str, Planned]) -> None:
+        need(models, self.cfg.model, kind="fp32")  # channels are pruned in the PyTorch model
+        super().plan(models)
+
     def run(self, ctx: RunContext, cfg: PruneConfig) -> RunContext:
         original = ctx.module(cfg.model).eval()
         model = copy.deepcopy(original).requires_grad_(True)  # the original may be frozen as an earlier stage's teacher
@@ -137,16 +144,16 @@ class Prune(Stage):
             ctx.log(f"  step {pruner.done}: {_describe(curve[-1], ctx)}")
         if cfg.finetune.final_epochs:
             self._finetune(ctx, cfg, model, teacher, cfg.finetune.final_epochs, "prune final fine-tune")
-            curve.append({**self._point(ctx, cfg, model, step=pruner.done, ratio=curve[-1]["ratio"]), "final": True})
+            final = self._point(ctx, cfg, model, step=pruner.done, ratio=curve[-1].ratio)
+            curve.append(final.model_copy(update={"final": True}))
             ctx.log(f"  final: {_describe(curve[-1], ctx)}")
-        summary = register_model(ctx, cfg.output, ctx.record(cfg.model).spec, model, structure=True)
-        summary["prune"] = self._verdict(ctx, cfg, curve, model, original)
-        ctx.update_model(cfg.output, metrics={"prune": summary["prune"]})
+        register_model(ctx, cfg.output, ctx.record(cfg.model).spec, model, structure=True)
+        ctx.update_model(cfg.output, prune=self._verdict(ctx, cfg, curve, model, original))
         return ctx
 
     def _check(self, ctx: RunContext, cfg: PruneConfig, model: nn.Module) -> None:
         check_keep(model, cfg.keep)
-        check_response_loss("prune finetune", cfg.finetune.loss, ctx.task)
+        cfg.finetune.objective().check("prune finetune", ctx.task)
         if cfg.importance == "bn_scale" and not any(isinstance(m, nn.modules.batchnorm._NormBase) for m in model.modules()):
             raise RecipeError(
                 f"prune: importance 'bn_scale' needs BatchNorm layers; {cfg.model!r} has none", fix="use l1, l2, taylor or lamp"
@@ -171,13 +178,13 @@ class Prune(Stage):
         if epochs == 0:
             return
         ft = cfg.finetune.model_copy(update={"epochs": epochs})
-        objective = DistillObjective(model, [teacher], ft, kind=ctx.task.kind, example=ctx.task.example_input(2))
+        objective = DistillObjective(model, [teacher], ft.objective(), kind=ctx.task.kind, example=ctx.task.example_input(2))
         objective.cache_enabled = ft.augmentation(ctx.task) is None  # frozen teacher: cache unless inputs change each epoch
         with objective:
             fit(model, ctx.task, objective, ft, seed=ctx.seed, desc=desc, quiet=ctx.quiet)
 
     @staticmethod
-    def _point(ctx: RunContext, cfg: PruneConfig, model: nn.Module, *, step: int, ratio: float) -> dict[str, Any]:
+    def _point(ctx: RunContext, cfg: PruneConfig, model: nn.Module, *, step: int, ratio: float) -> PrunePoint:
         from compress.bench import params_and_macs
 
         params, macs = params_and_macs(model, ctx.task.example_input(1))
@@ -185,51 +192,47 @@ class Prune(Stage):
         val = ctx.task.evaluate(torch_predictor(model.eval()), "val")[metric]
         latency = distributed.broadcast_object(latency_of(model, ctx, cfg.target.batch_size, cfg.timing) if distributed.is_main() else None)
         channels = sum(_out_channels(m) for m in model.modules())
-        return {
-            "step": step,
-            "ratio": round(ratio, 4),
-            "channels": channels,
-            "params": params,
-            "macs": macs,
-            "latency_ms": {"p50": latency["p50"], "p90": latency["p90"], "batch_size": cfg.target.batch_size},
-            f"val_{metric}": val,
-        }
+        return PrunePoint(
+            step=step,
+            ratio=round(ratio, 4),
+            channels=channels,
+            params=params,
+            macs=macs,
+            latency_ms=PointLatency(p50=latency["p50"], p90=latency["p90"], batch_size=cfg.target.batch_size),
+            val=val,
+        )
 
-    def _verdict(
-        self, ctx: RunContext, cfg: PruneConfig, curve: list[dict[str, Any]], model: nn.Module, original: nn.Module
-    ) -> dict[str, Any]:
+    def _verdict(self, ctx: RunContext, cfg: PruneConfig, curve: list[PrunePoint], model: nn.Module, original: nn.Module) -> PruneResult:
         first, last = curve[0], curve[-1]
         # the verdict's speedup: both models timed in alternating rounds, steadier than two separate step measurements
         measured = speedup_of(original, model, ctx, cfg.target.batch_size, cfg.timing) if distributed.is_main() else None
         speedup = distributed.broadcast_object(measured)
-        mac_cut = first["macs"] / max(last["macs"], 1)
-        verdict: dict[str, Any] = {
-            "importance": cfg.importance,
-            "target": cfg.target.model_dump(),
-            "target_met": _met(cfg.target, last),
-            "curve": curve,
-            "speedup": speedup,
-            "mac_reduction": mac_cut,
-            "warnings": [],
-        }
-        if not verdict["target_met"]:
+        mac_cut = first.macs / max(last.macs, 1)
+        met, warnings = _met(cfg.target, last), []
+        if not met:
             value = _value(cfg.target, last)
             why = (
                 f"the last step reached max_ratio {cfg.max_ratio}"
                 if cfg.target.kind != "ratio"
                 else "the steps ended before the ratio (rounding or kept layers)"
             )
-            verdict["warnings"].append(f"target {cfg.target.kind} {cfg.target.value:g} not met: reached {value:g} ({why})")
-        nodes = dominant_nodes(model, ctx, cfg.target.batch_size) if distributed.is_main() else []
-        verdict["dominant_nodes"] = nodes
+            warnings.append(f"target {cfg.target.kind} {cfg.target.value:g} not met: reached {value:g} ({why})")
+        nodes = [NodeShare(**n) for n in (dominant_nodes(model, ctx, cfg.target.batch_size) if distributed.is_main() else [])]
         if mac_cut > SLOW_SPEEDUP * speedup:
-            top = ", ".join(f"{n['node']} ({n['op']}, {100 * n['share']:.0f}%)" for n in nodes[:3])
-            verdict["warnings"].append(
-                f"measured speedup {speedup:.2f}x is far below the MAC reduction {mac_cut:.2f}x; most time goes to: {top}"
-            )
-        for warning in verdict["warnings"]:
+            top = ", ".join(f"{n.node} ({n.op}, {100 * n.share:.0f}%)" for n in nodes[:3])
+            warnings.append(f"measured speedup {speedup:.2f}x is far below the MAC reduction {mac_cut:.2f}x; most time goes to: {top}")
+        for warning in warnings:
             ctx.log(f"  warning: {warning}")
-        return verdict
+        return PruneResult(
+            importance=cfg.importance,
+            target=cfg.target.model_dump(),
+            target_met=met,
+            curve=curve,
+            speedup=speedup,
+            mac_reduction=mac_cut,
+            warnings=warnings,
+            dominant_nodes=nodes,
+        )
 
 
 def _gradients(ctx: RunContext, model: nn.Module) -> None:
@@ -252,21 +255,18 @@ def _out_channels(module: nn.Module) -> int:
     return 0
 
 
-def _value(target: PruneTarget, point: dict[str, Any]) -> float:
-    return {"ratio": point["ratio"], "params": point["params"], "macs": point["macs"], "latency_ms": point["latency_ms"]["p50"]}[
-        target.kind
-    ]
+def _value(target: PruneTarget, point: PrunePoint) -> float:
+    return {"ratio": point.ratio, "params": point.params, "macs": point.macs, "latency_ms": point.latency_ms.p50}[target.kind]
 
 
-def _met(target: PruneTarget, point: dict[str, Any]) -> bool:
+def _met(target: PruneTarget, point: PrunePoint) -> bool:
     value = _value(target, point)
     return value >= target.value - 1e-9 if target.kind == "ratio" else value <= target.value
 
 
-def _describe(point: dict[str, Any], ctx: RunContext) -> str:
-    metric = ctx.task.metric.name
-    lat = point["latency_ms"]
+def _describe(point: PrunePoint, ctx: RunContext) -> str:
+    lat = point.latency_ms
     return (
-        f"{point['channels']} channels, {point['params']:,} params, {point['macs']:,} MACs, "
-        f"b{lat['batch_size']} p50 {lat['p50']:.3f} ms, val {metric} {point[f'val_{metric}']:.4f}"
+        f"{point.channels} channels, {point.params:,} params, {point.macs:,} MACs, "
+        f"b{lat.batch_size} p50 {lat.p50:.3f} ms, val {ctx.task.metric.name} {point.val:.4f}"
     )

@@ -6,20 +6,20 @@ fake-quantized PyTorch model and the INT8 ONNX model agree on the test split."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from pydantic import Field, field_validator
 
 from compress.config import Agreement, ModelName, SevenBitWeights
-from compress.context import ModelRecord, RunContext
+from compress.context import RunContext
+from compress.deploy import add_int8_model, check_int8, describe_check
 from compress.distill.losses import LOSSES
-from compress.distill.objective import DistillObjective, check_response_loss
-from compress.distill.trainer import FitConfig, fit, torch_predictor
+from compress.distill.objective import DistillObjective, ObjectiveSpec
+from compress.distill.record import TRAIN_STATE, training_of
+from compress.distill.trainer import FitConfig, fit
 from compress.fsio import atomic_path
-from compress.stages._int8 import check_int8, describe_check, describe_float_ops
-from compress.stages._trained import TRAIN_STATE
-from compress.stages.base import Stage, register_stage
+from compress.models.predict import torch_predictor
+from compress.records import QuantResult, Score
+from compress.stages.base import Planned, Stage, need, register_stage
 
 __all__ = ["Qad", "QadConfig"]
 
@@ -49,18 +49,9 @@ class QadConfig(FitConfig):
     def _known_loss(cls, name: str) -> str:
         return LOSSES.check(name)
 
-    # what DistillObjective reads besides loss, temperature and alpha: one teacher, no feature terms
-    @property
-    def features(self) -> list:
-        return []
-
-    @property
-    def ensemble(self) -> str:
-        return "mean"
-
-    @property
-    def teacher_weights(self) -> None:
-        return None
+    def objective(self) -> ObjectiveSpec:
+        """One teacher, no feature terms."""
+        return ObjectiveSpec(loss=self.loss, temperature=self.temperature, alpha=self.alpha)
 
     @property
     def output(self) -> str:
@@ -70,16 +61,17 @@ class QadConfig(FitConfig):
 class _QadObjective(DistillObjective):
     """The distillation objective, plus: activation ranges freeze at epoch `freeze_after` + 1."""
 
-    def __init__(self, student: torch.nn.Module, teacher: torch.nn.Module, cfg: QadConfig, **kwargs: Any) -> None:
-        super().__init__(student, [teacher], cfg, **kwargs)
+    def __init__(self, student: torch.nn.Module, teacher: torch.nn.Module, cfg: QadConfig, *, kind: str, example: torch.Tensor) -> None:
+        self.epochs, self.freeze_after = cfg.epochs, cfg.freeze_after  # read by start_epoch, which the base calls
+        super().__init__(student, [teacher], cfg.objective(), kind=kind, example=example)
         self.student_ref = [student]  # a list: not a submodule, so its weights are not counted twice
 
     def start_epoch(self, progress: float, gap: float | None = None, initial_gap: float | None = None) -> dict[str, float]:
         from compress.quant.qat import freeze_ranges
 
         knobs = super().start_epoch(progress, gap, initial_gap)
-        epoch = round(progress * self.cfg.epochs) + 1
-        frozen = epoch > self.cfg.freeze_after
+        epoch = round(progress * self.epochs) + 1
+        frozen = epoch > self.freeze_after
         if hasattr(self, "student_ref"):
             freeze_ranges(self.student_ref[0], frozen)
         return {**knobs, "ranges_frozen": float(frozen)}
@@ -100,12 +92,19 @@ class Qad(Stage):
     def provides(self) -> list[str]:
         return [self.cfg.output]
 
+    def plan(self, models: dict[str, Planned]) -> None:
+        need(models, self.cfg.model, kind="fp32")
+        if self.cfg.teacher:
+            need(models, self.cfg.teacher, kind="fp32")
+        super().plan(models)
+        models[self.cfg.output] = Planned(kind="int8", onnx=True)
+
     def run(self, ctx: RunContext, cfg: QadConfig) -> RunContext:
         from compress.quant import choose_format
         from compress.quant.formats import SAFE_INT8_WEIGHT
         from compress.quant.qat import calibrate, export_qdq, prepare_qat
 
-        check_response_loss("qad", cfg.loss, ctx.task)
+        cfg.objective().check("qad", ctx.task)
         fmt, why = choose_format(ctx.target.deploy_cpu().kind, reduce_range=cfg.reduce_range)
         levels = SAFE_INT8_WEIGHT if fmt.reduce_range else 127
         student = prepare_qat(ctx.module(cfg.model), momentum=cfg.momentum, weight_levels=levels)  # a copy: the FP32 model stays
@@ -134,40 +133,21 @@ class Qad(Stage):
             what="the fake-quantized model",
         )
         fake_quant = ctx.task.evaluate(torch_predictor(student), "test")[metric]
-        scores = {f"test_{metric}_calibrated_only": before, f"test_{metric}_fake_quant": fake_quant}
-        self._record(ctx, cfg, dest, checked, result, scores, {"format": fmt.as_dict(), "format_reason": why})
+        quant = QuantResult(
+            source=cfg.model,
+            method="qad",
+            backend="qad",
+            teacher=cfg.teacher or f"{cfg.model} (FP32)",
+            format=fmt.as_dict(),
+            format_reason=why,
+            reference="fake-quant",
+            **checked.found(),
+        )
+        scores = [
+            Score(split="test", runtime=r, metric=metric, value=v) for r, v in (("calibrated-only", before), ("fake-quant", fake_quant))
+        ]
+        add_int8_model(ctx, cfg.output, ctx.record(cfg.model), dest, quant, checked, scores)
+        ctx.update_model(cfg.output, training=training_of(result))
+        ctx.log(f"  {cfg.output}: {ctx.relative(dest)}, {fmt.label}, test {metric} {checked.test[metric]:.4f} (ONNX Runtime INT8)")
+        ctx.log(f"    {describe_check(checked, 'the fake-quantized model')}")
         return ctx
-
-    def _record(
-        self, ctx: RunContext, cfg: QadConfig, dest, checked: dict[str, Any], result, scores: dict[str, float], made: dict[str, Any]
-    ) -> None:
-        source = ctx.record(cfg.model)
-        metric = ctx.task.metric.name
-        quant = {"source": cfg.model, "mode": "qad", "teacher": cfg.teacher or f"{cfg.model} (FP32)"}
-        quant |= {
-            **made,
-            "vs_fake_quant": checked["vs_reference"],
-            **{k: checked[k] for k in ("integer_ops", "float_ops", "float_nodes", "deployed", "speed")},
-        }
-        quant |= {
-            **scores,
-            f"test_{metric}_onnx": checked["test"][metric],
-            "epochs_run": result.epochs_run,
-            "best_epoch": result.best_epoch,
-        }
-        quant["history"] = result.history
-        ctx.put_model(
-            ModelRecord(
-                name=cfg.output,
-                stage=ctx.stage_id,
-                spec=source.spec,
-                checkpoint=source.checkpoint,
-                onnx=ctx.relative(dest),
-                metrics={"quant": quant},
-            )
-        )
-        ctx.metrics[cfg.output] = quant
-        ctx.log(
-            f"  {cfg.output}: {ctx.relative(dest)}, {made['format']['label']}, test {metric} {checked['test'][metric]:.4f} (ONNX Runtime INT8)"
-        )
-        ctx.log(f"    {describe_check(checked, 'the fake-quantized model')}; float ops left: {describe_float_ops(checked)}")

@@ -15,12 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from compress.bench.runners.ort import OrtCpuRunner
 from compress.config import Agreement, ModelName, SevenBitWeights, StageConfig
-from compress.context import ModelRecord, RunContext
+from compress.context import RunContext
+from compress.deploy import add_int8_model, check_int8, describe_check
 from compress.errors import DataError, RecipeError
 from compress.fsio import atomic_path
 from compress.quant.formats import Int8Format
-from compress.stages._int8 import check_int8, describe_check, describe_float_ops
-from compress.stages.base import Stage, register_stage
+from compress.records import QuantResult
+from compress.stages.base import Planned, Stage, need, register_stage
 
 __all__ = ["Quantize", "QuantizeConfig", "CalibrationConfig", "TuneConfig"]
 
@@ -95,11 +96,19 @@ class Quantize(Stage):
     def requires(self) -> list[str]:
         return list(self.cfg.models or [])
 
-    def provides(self) -> list[str]:
-        return [f"{m}{self.cfg.suffix}" for m in self.cfg.models or []]
+    def plan(self, models: dict[str, Planned]) -> None:
+        names = self.cfg.models or [n for n, m in models.items() if m.kind == "fp32" and m.onnx]
+        if not names:
+            raise RecipeError("quantize: no exported FP32 model to quantize at this point", fix="add an export stage before quantize")
+        for name in names:
+            need(models, name, kind="fp32", onnx=True)  # the INT8 file is checked and timed against the FP32 one
+            out = f"{name}{self.cfg.suffix}"
+            if out in models:
+                raise RecipeError(f"model name {out!r} is already used by an earlier stage", fix="set another suffix")
+            models[out] = Planned(kind="int8", onnx=True)
 
     def run(self, ctx: RunContext, cfg: QuantizeConfig) -> RunContext:
-        names = cfg.models or [n for n, r in ctx.models.items() if r.onnx and "quant" not in r.metrics]
+        names = cfg.models or [n for n, r in ctx.models.items() if r.onnx and r.kind == "fp32"]
         if not names:
             raise RecipeError("quantize: no exported model to quantize", fix="add an export stage before quantize")
         calibration = _calibration_inputs(ctx, cfg.calibration) if cfg.mode == "static" else None
@@ -157,32 +166,21 @@ class Quantize(Stage):
             fp32=source,
         )
         calibration_cfg = {**cfg.calibration.model_dump(), "method": options["method"]} if cfg.mode == "static" else None
-        quant: dict[str, Any] = {
-            "source": name,
-            "backend": cfg.backend,
-            "mode": cfg.mode,
-            "calibration": calibration_cfg,
-            "format": replace(fmt, per_channel=options["per_channel"]).as_dict(),
-            "format_reason": why,
-        }
-        quant |= {"exclude_nodes": options["exclude_nodes"], "vs_fp32_onnx": checked["vs_reference"]}
-        quant |= {k: checked[k] for k in ("integer_ops", "float_ops", "float_nodes", "deployed", "speed")}
-        quant[f"test_{ctx.task.metric.name}_onnx"] = checked["test"][ctx.task.metric.name]
-        if tuning is not None:
-            quant["tuning"] = tuning
-        ctx.put_model(
-            ModelRecord(
-                name=out_name,
-                stage=ctx.stage_id,
-                spec=record.spec,
-                checkpoint=record.checkpoint,
-                onnx=ctx.relative(dest),
-                metrics={"quant": quant},
-            )
+        quant = QuantResult(
+            source=name,
+            method=cfg.mode,
+            backend=cfg.backend,
+            calibration=calibration_cfg,
+            format=replace(fmt, per_channel=options["per_channel"]).as_dict(),
+            format_reason=why,
+            exclude_nodes=options["exclude_nodes"],
+            reference="fp32 onnx",
+            tuning=tuning,
+            **checked.found(),
         )
-        ctx.metrics[out_name] = quant
+        add_int8_model(ctx, out_name, record, dest, quant, checked)
         ctx.log(f"  {out_name}: {ctx.relative(dest)}, {fmt.label} ({why})")
-        ctx.log(f"    {describe_check(checked)}; float ops left: {describe_float_ops(checked)}")
+        ctx.log(f"    {describe_check(checked)}")
 
 
 def _calibration_inputs(ctx: RunContext, cfg: CalibrationConfig) -> np.ndarray:

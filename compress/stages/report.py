@@ -50,6 +50,6 @@ class Report(Stage):
 
         runners = {}
         for record in ctx.models.values():
-            for target, runner in (record.metrics.get("runners") or {}).items():
-                runners.setdefault(target, fingerprint(runner))
+            for target, bench in record.bench.items():
+                runners.setdefault(target, fingerprint(bench.runner))
         return runners

@@ -7,9 +7,9 @@ from pydantic import Field, field_validator
 from compress.config import ModelName, StageConfig
 from compress.context import RunContext
 from compress.distill.losses import task_loss
+from compress.distill.record import TRAIN_STATE, register_model, training_of
 from compress.distill.trainer import FitConfig, fit
 from compress.models.spec import ModelSpec, build_model
-from compress.stages._trained import TRAIN_STATE, register_model
 from compress.stages.base import Stage, register_stage
 
 __all__ = ["Train", "Load"]
@@ -46,7 +46,7 @@ class Train(Stage):
             quiet=ctx.quiet,
             checkpoint=ctx.out(TRAIN_STATE),
         )
-        register_model(ctx, cfg.name, cfg.model, model, result)
+        register_model(ctx, cfg.name, cfg.model, model, training_of(result))
         return ctx
 
 

@@ -8,11 +8,12 @@ from pydantic import Field
 
 from compress.config import ModelName, StageConfig
 from compress.context import RunContext
+from compress.distill.record import register_model
 from compress.distill.trainer import torch_predictor
 from compress.errors import RecipeError
 from compress.models.spec import ModelSpec, build_model
+from compress.records import Training
 from compress.rl.ppo import PPOConfig, train_ppo
-from compress.stages._trained import register_model
 from compress.stages.base import Stage, register_stage
 
 __all__ = ["TrainPolicy", "TrainPolicyConfig"]
@@ -54,6 +55,7 @@ class TrainPolicy(Stage):
             validate=lambda m: ctx.task.evaluate(torch_predictor(m.eval()), "val")[metric],
             quiet=ctx.quiet,
         )
-        summary = register_model(ctx, cfg.name, cfg.model, model)
-        summary.update(info, algorithm=cfg.algorithm, timesteps=cfg.ppo.timesteps)
+        best = info.pop("best_val_return")
+        policy = {"algorithm": cfg.algorithm, "timesteps": cfg.ppo.timesteps, **info}
+        register_model(ctx, cfg.name, cfg.model, model, Training(best_val=best, policy=policy))
         return ctx

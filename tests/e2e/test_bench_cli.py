@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from compress.bench.runners import target_available
-from compress.stages.export import export_onnx
+from compress.deploy import export_onnx
 from compress.testing import assert_no_regression
 from tests.e2e.test_cli import cli
 

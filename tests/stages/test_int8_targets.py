@@ -55,7 +55,7 @@ def test_auto_quantizes_for_the_kind_of_cpu_this_is(tmp_path, monkeypatch, featu
 def test_saturating_kernels_fail_the_stage_in_one_line_naming_cause_and_fix(tmp_path, monkeypatch):
     """A host whose kernels lose agreement that the exact arithmetic keeps: the symptom of saturation,
     forced here by a host predictor that flips a tenth of the answers."""
-    import compress.stages._int8 as int8
+    import compress.deploy as int8
 
     _fake_host(monkeypatch, AVX2)
     real = int8.host_kernels

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compress.context import TaskSpec
+from compress.data.spec import TaskSpec
 from compress.pipeline import Pipeline
 from compress.stages import Benchmark, Distill, Export, Quantize, Report, Train, TrainPolicy
 from tests.e2e.test_cli import cli
@@ -28,7 +28,7 @@ def _needs_rl():
 def test_cartpole_teacher_student_int8_scored_by_acting_through_onnx_runtime(tmp_path):
     import onnxruntime as ort
 
-    from compress.rl.env import run_episodes
+    from compress.data.env import run_episodes
 
     stages = [TEACHER, STUDENT, Export(), Quantize(models=["student"]), Benchmark(batch_sizes=[1], timing={"rounds": 1}), Report()]
     manifest = Pipeline(stages, task=TASK).run(tmp_path, quiet=True)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from compress.bench.runners import TargetSpec
 from compress.bench.timing import TimingConfig
-from compress.context import TargetSpec, TaskSpec
+from compress.data.spec import TaskSpec
 from compress.distill.controller import ControllerConfig
 from compress.distill.objective import FeaturePair
 from compress.distill.schedules import Schedule

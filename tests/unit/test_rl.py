@@ -10,12 +10,12 @@ from torch import nn
 
 pytest.importorskip("gymnasium")
 
-from compress.distill.trainer import FitConfig, fit, torch_predictor
+from compress.data.env import check_env_id, make_env, run_episodes
+from compress.data.policy import SEEDS, policy_task
+from compress.deploy import export_onnx
+from compress.distill.trainer import FitConfig, Objective, fit, torch_predictor
 from compress.errors import DataError, RecipeError
 from compress.rl.dagger import Dagger, DaggerConfig
-from compress.rl.env import check_env_id, make_env, run_episodes
-from compress.rl.task import SEEDS, policy_task
-from compress.stages.export import export_onnx
 
 
 def balancer() -> nn.Module:
@@ -115,7 +115,7 @@ def test_fit_with_growing_data_keeps_steps_per_epoch(task):
     teacher, student = balancer(), nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     steps: list[int] = []
 
-    class Count(nn.Module):
+    class Count(Objective):
         def start_epoch(self, progress, gap=None, initial_gap=None):
             steps.append(0)
             return {}

@@ -12,10 +12,10 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from compress.data.env import Episodes, env_spaces, run_episodes
 from compress.data.metrics import Metric
 from compress.data.task import TaskData
-from compress.distill.trainer import torch_predictor
-from compress.rl.env import Episodes, env_spaces, run_episodes
+from compress.models.predict import torch_predictor
 
 __all__ = ["PolicyTask", "RETURN", "policy_task", "SEEDS"]
 

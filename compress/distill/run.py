@@ -17,9 +17,10 @@ from compress.distill.controller import LearnedController
 from compress.distill.objective import DistillObjective, EmaObjective
 from compress.distill.schedules import endpoints
 from compress.distill.search import tpe_search
-from compress.distill.trainer import FitResult, fit, torch_predictor
+from compress.distill.trainer import FitResult, fit
 from compress.errors import RecipeError
 from compress.fsio import atomic_path
+from compress.models.predict import torch_predictor
 from compress.models.spec import build_model
 from compress.rl.dagger import Dagger
 
@@ -67,10 +68,12 @@ def train_student(
 def _objective(ctx: RunContext, cfg: Any, student: nn.Module) -> DistillObjective:
     task = ctx.task
     if cfg.self_distill:
-        objective: DistillObjective = EmaObjective(student, cfg, kind=task.kind, example=task.example_input(2))
+        objective: DistillObjective = EmaObjective(
+            student, cfg.objective(), decay=cfg.ema_decay, kind=task.kind, example=task.example_input(2)
+        )
     else:
         teachers = [ctx.module(name).eval().requires_grad_(False) for name in cfg.teachers]
-        objective = DistillObjective(student, teachers, cfg, kind=task.kind, example=task.example_input(2))
+        objective = DistillObjective(student, teachers, cfg.objective(), kind=task.kind, example=task.example_input(2))
         scores = [task.evaluate(torch_predictor(t), "val")[task.metric.name] for t in teachers]
         objective.reference = max(scores) if task.metric.higher_is_better else min(scores)  # the gap the adaptive weight closes
     objective.cache_enabled = _cache_teacher(ctx, cfg)
