@@ -27,6 +27,7 @@ __all__ = [
     "LatencyStats",
     "TargetBench",
     "Summary",
+    "SummaryEntry",
     "RunEnvironment",
     "MetricInfo",
     "merge_scores",
@@ -374,20 +375,32 @@ class MetricInfo(_Record):
     higher_is_better: bool
 
 
+class SummaryEntry(ModelRecord):
+    """A model in `summary.json`: its record, plus its headline figure for readers of the file."""
+
+    metric: Score | None = Field(None, description="the task's metric through the first benchmarked target (test split first)")
+
+
 class Summary(_Record):
     """`summary.json`: every model of the run, for CI and scripts."""
 
     schema_version: int = SUMMARY_SCHEMA
     task: str
-    metric: MetricInfo | None = Field(None, description="the task's metric; a model's value: its score on test through `target`")
+    metric: MetricInfo | None = Field(None, description="the task's metric")
     target: str
     threads: int
-    models: list[ModelRecord]
+    models: list[SummaryEntry]
 
-    def model(self, name: str) -> ModelRecord | None:
+    @classmethod
+    def of(cls, task: str, metric: MetricInfo | None, target: str, threads: int, records: list[ModelRecord]) -> Summary:
+        fields = list(ModelRecord.model_fields)
+        entries = [SummaryEntry(**{k: getattr(r, k) for k in fields}, metric=r.score(metric.name) if metric else None) for r in records]
+        return cls(task=task, metric=metric, target=target, threads=threads, models=entries)
+
+    def model(self, name: str) -> SummaryEntry | None:
         return next((m for m in self.models if m.name == name), None)
 
-    def value(self, model: ModelRecord, runtime: str | None = None) -> float | None:
-        """The model's metric through `runtime` (default: its first benchmarked target), test split first."""
-        found = model.score(self.metric.name, runtime=runtime) if self.metric else None
+    def value(self, model: SummaryEntry, runtime: str | None = None) -> float | None:
+        """The model's metric through `runtime` (default: its headline figure), test split first."""
+        found = model.metric if runtime is None else model.score(self.metric.name, runtime=runtime) if self.metric else None
         return found.value if found else None

@@ -19,4 +19,4 @@ def build_summary(ctx: RunContext) -> Summary:
 
 def summary_of(task: str, metric: MetricInfo | None, target: TargetSpec, records: Iterable[ModelRecord]) -> Summary:
     """The summary from plain records: what a run context holds, or what a manifest replays."""
-    return Summary(task=task, metric=metric, target=target.name, threads=target.num_threads, models=list(records))
+    return Summary.of(task, metric, target.name, target.num_threads, list(records))

@@ -92,7 +92,7 @@ def test_killed_during_distill_resumes_from_its_last_epoch(write_recipe, tiny_re
     ]
     assert manifest["stages"][0]["outputs"]["train/teacher.pt"] == teacher_sha
     assert manifest["stages"][1]["inputs"]["train/teacher.pt"] == teacher_sha
-    student = manifest["stages"][1]["metrics"]["student"]
+    student = manifest["stages"][1]["models"]["student"]["training"]
     assert student["resumed_after_epoch"] >= 1, "distill continued from its last finished epoch, not from scratch"
     assert [h["epoch"] for h in student["history"]] == list(range(1, 401))
     assert list(manifest["stages"][1]["outputs"]) == ["distill/student.pt"], "no epoch checkpoint or attempt marker is left"

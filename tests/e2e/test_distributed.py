@@ -34,11 +34,11 @@ def test_two_ranks_train_in_step_and_only_rank_0_writes(write_recipe, tiny_recip
     assert [s["status"] for s in manifest["stages"]] == ["done"] * 4
     train_size = 1257  # digits' fixed training split
     for stage, name in [(manifest["stages"][0], "teacher"), (manifest["stages"][1], "student")]:
-        parallel = stage["metrics"][name]["data_parallel"]
+        parallel = stage["models"][name]["training"]["data_parallel"]
         assert parallel["world_size"] == 2
         assert parallel["ranks_agree"] is True, f"{name}: the ranks' final weights differ"
         assert parallel["steps_per_epoch"] == math.ceil(math.ceil(train_size / 2) / 32), "each rank sees half the data at half the batch"
-    assert manifest["stages"][1]["metrics"]["student"]["teacher_cache"] is True
+    assert manifest["stages"][1]["models"]["student"]["training"]["teacher_cache"] is True
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == [
         "distill/student.pt",
@@ -52,5 +52,5 @@ def test_two_ranks_train_in_step_and_only_rank_0_writes(write_recipe, tiny_recip
         "summary.json",
         "train/teacher.pt",
     ]
-    parity = manifest["stages"][2]["metrics"]["student"]
+    parity = manifest["stages"][2]["models"]["student"]["parity"]
     assert parity["top1_agreement"] == 1.0

@@ -45,8 +45,8 @@ def test_exported_models_pass_checker_and_match_pytorch(tiny_run):
     export = manifest.find("export")
     for name in ("teacher", "student"):
         onnx.checker.check_model(str(run_dir / "export" / f"{name}.onnx"), full_check=True)
-        gap = export.metrics[name]
-        assert gap["max_abs_diff"] < 1e-4 and gap["top1_agreement"] == 1.0 and gap["samples"] == 256
+        gap = export.models[name].parity
+        assert gap.max_abs_diff < 1e-4 and gap.top1_agreement == 1.0 and gap.samples == 256
     model = onnx.load(str(run_dir / "export" / "student.onnx"))
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
@@ -54,16 +54,17 @@ def test_exported_models_pass_checker_and_match_pytorch(tiny_run):
 def test_summary_json_follows_the_documented_schema(tiny_run):
     run_dir, _ = tiny_run
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["schema_version"] == 1 and summary["task"] == "digits"
+    assert summary["schema_version"] == 2 and summary["task"] == "digits"
+    assert summary["metric"] == {"name": "accuracy", "higher_is_better": True}
     by_name = {m["name"]: m for m in summary["models"]}
     assert set(by_name) == {"teacher", "student"}
     for entry in by_name.values():
-        assert (run_dir / entry["onnx"]).is_file()
-        assert entry["metric"]["name"] == "accuracy" and entry["metric"]["split"] == "test"
+        assert (run_dir / entry["onnx"]).is_file() and entry["kind"] == "fp32"
+        assert entry["metric"]["metric"] == "accuracy" and entry["metric"]["split"] == "test" and entry["metric"]["runtime"] == "ort-cpu"
         assert 0.0 <= entry["metric"]["value"] <= 1.0
         assert entry["size_bytes"] == (run_dir / entry["onnx"]).stat().st_size
         for batch in ("1", "4"):
-            stats = entry["latency_ms"]["ort-cpu"][batch]
+            stats = entry["bench"]["ort-cpu"]["latency_ms"][batch]
             assert 0 < stats["p50"] <= stats["p90"]
     assert by_name["student"]["params"] < by_name["teacher"]["params"]
     assert by_name["student"]["macs"] < by_name["teacher"]["macs"]
@@ -72,16 +73,16 @@ def test_summary_json_follows_the_documented_schema(tiny_run):
 
 def test_metric_through_onnx_runtime_matches_pytorch(tiny_run):
     _, manifest = tiny_run
-    torch_acc = manifest.find("distill").metrics["student"]["test_accuracy_torch"]
-    ort_acc = manifest.find("benchmark").metrics["student"]["metric"]["value"]
+    student = manifest.records()["student"]
+    torch_acc, ort_acc = (student.score("accuracy", runtime=r).value for r in ("torch", "ort-cpu"))
     assert ort_acc == pytest.approx(torch_acc, abs=1 / 360)  # at most one test image may flip
 
 
 def test_report_has_the_comparison_table(tiny_run):
     run_dir, _ = tiny_run
     report = (run_dir / "report" / "report.md").read_text()
-    assert "| model | arch | accuracy (ONNX Runtime, test) | params | MACs | ONNX size |" in report
-    assert "| teacher | mlp |" in report and "| student | mlp |" in report
+    assert "| model | arch | kind | accuracy (ONNX Runtime, test) | params | MACs | ONNX size |" in report
+    assert "| teacher | mlp | fp32 |" in report and "| student | mlp | fp32 |" in report
     assert "Relative to `teacher`" in report and "## Environment" in report
     models = {m["name"]: m for m in json.loads((run_dir / "summary.json").read_text())["models"]}
     change = 100 * (models["student"]["metric"]["value"] - models["teacher"]["metric"]["value"])
@@ -95,10 +96,10 @@ def test_benchmark_results_file_describes_the_runner(tiny_run):
     results = json.loads((run_dir / "benchmark" / "results.json").read_text())
     target = results["targets"]["ort-cpu"]
     assert target["provider"] == "CPUExecutionProvider" and target["threads"] == 1 and target["cpu"] and target["packages"]["onnxruntime"]
-    stats = results["models"]["student"]["latency_ms"]["ort-cpu"]["4"]
+    stats = results["models"]["student"]["bench"]["ort-cpu"]["latency_ms"]["4"]
     assert stats["p50"] <= stats["p90"] <= stats["p99"] and len(stats["round_p50"]) == 5 and isinstance(stats["noisy"], bool)
     assert stats["throughput"] > 0 and stats["loads"] == 5  # a fresh load per round
-    assert np.isfinite(results["models"]["teacher"]["latency_ms"]["ort-cpu"]["1"]["p50"])
+    assert np.isfinite(results["models"]["teacher"]["bench"]["ort-cpu"]["latency_ms"]["1"]["p50"])
 
 
 def test_html_report_is_self_contained_with_figures(tiny_run):

@@ -47,7 +47,7 @@ def test_user_task_model_and_pretrained_teacher(user_dir, write_recipe):
         "stages": [{"train": {"name": "teacher", "model": {"factory": "usercode:make_model", "hidden": 32}, "epochs": 30}}],
     }
     trained = Pipeline.from_recipe(write_recipe(teacher_recipe, "teacher.yaml")).run(user_dir / "t", quiet=True)
-    assert trained.find("train").metrics["teacher"]["test_accuracy_torch"] > 0.8  # a linearly separable toy task
+    assert trained.records()["teacher"].score("accuracy", runtime="torch").value > 0.8  # a linearly separable toy task
     checkpoint = str(user_dir / "t" / "train" / "teacher.pt")
     recipe = {
         "name": "toy",
@@ -59,8 +59,8 @@ def test_user_task_model_and_pretrained_teacher(user_dir, write_recipe):
         ],
     }
     manifest = Pipeline.from_recipe(write_recipe(recipe)).run(user_dir / "s", quiet=True)
-    loaded = manifest.find("load").metrics["teacher"]["test_accuracy_torch"]
-    assert loaded == trained.find("train").metrics["teacher"]["test_accuracy_torch"]
+    loaded = manifest.find("load").models["teacher"].score("accuracy", runtime="torch")
+    assert loaded == trained.records()["teacher"].score("accuracy", runtime="torch")
     assert (user_dir / "s" / "export" / "student.onnx").is_file()
 
 
@@ -86,9 +86,10 @@ def test_regression_distillation_on_diabetes(tmp_path):
         Benchmark(batch_sizes=[1], timing={"warmup": 1, "min_iters": 5, "min_time_s": 0}),
     ]
     manifest = Pipeline(stages, task="diabetes").run(tmp_path, quiet=True)
-    result = manifest.find("benchmark").metrics["student"]
-    assert result["metric"]["name"] == "mse" and 0 < result["metric"]["value"] < 1.0  # better than predicting the mean
-    assert "r2" in result["scores"] and "top1_agreement" not in manifest.find("export").metrics["student"]
+    result = manifest.find("benchmark").models["student"]
+    assert manifest.metric.name == "mse" and not manifest.metric.higher_is_better
+    assert 0 < result.score("mse").value < 1.0  # better than predicting the mean
+    assert result.score("r2") is not None and manifest.records()["student"].parity.top1_agreement is None
     with pytest.raises(RecipeError, match="'kd' needs a classification task"):
         Pipeline([stages[0], Distill(model={"arch": "mlp"}, epochs=1)], task="diabetes").run(tmp_path / "kd", quiet=True)
     torch.set_num_threads(1)

@@ -24,9 +24,9 @@ def _stages(targets):
 def test_every_target_gets_latency_memory_and_its_own_metric(tmp_path):
     targets = ["ort-cpu", "torch-cpu"] + (["openvino-cpu"] if target_available("openvino-cpu") else [])
     manifest = Pipeline(_stages(targets), task="digits", seed=0).run(tmp_path / "run", quiet=True)
-    result = manifest.find("benchmark").metrics["model"]
-    assert set(result["latency_ms"]) == set(targets) == set(result["metric_by_target"]) == set(result["memory"])
-    values = [m["value"] for m in result["metric_by_target"].values()]
+    result = manifest.find("benchmark").models["model"]
+    assert list(result.bench) == targets and all(b.latency_ms and b.memory.peak_rss_mb for b in result.bench.values())
+    values = [result.score("accuracy", runtime=t).value for t in targets]
     assert max(values) - min(values) <= 2 / 360  # the same network on every runtime
     assert set(manifest.find("benchmark").metrics["environment"]) == set(targets)
     report = (tmp_path / "run" / "report" / "report.md").read_text()

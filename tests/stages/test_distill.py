@@ -5,6 +5,7 @@ import itertools
 import pytest
 import torch
 
+from compress.bench.runners import TargetSpec
 from compress.context import RunContext
 from compress.distill.schedules import cosine
 from compress.errors import RecipeError
@@ -21,7 +22,7 @@ def _run_distill(tmp_path, **distill_kwargs):
     """Train the teacher, then distill, on one context; returns (ctx, teacher forward calls during distill)."""
     from compress.data.builtin import TASKS
 
-    ctx = RunContext(run_dir=tmp_path, task=TASKS.get("digits")(), quiet=True)
+    ctx = RunContext(run_dir=tmp_path, task=TASKS.get("digits")(), target=TargetSpec(), quiet=True)
     ctx.stage_id, ctx.stage_dir = "train", tmp_path / "train"
     ctx.stage_dir.mkdir(parents=True)
     torch.manual_seed(0)  # both runs must distill from the same teacher
@@ -52,14 +53,14 @@ def test_feature_terms_and_schedules_train_and_export(tmp_path):
         ],
     )
     manifest = Pipeline([TEACHER, distill, Export()], task="digits").run(tmp_path, quiet=True)
-    history = manifest.find("distill").metrics["student"]["history"]
+    history = manifest.records()["student"].training.history
     assert [h["temperature"] for h in history] == pytest.approx([cosine(p, 8, 1) for p in (0, 1 / 3, 2 / 3)])
     assert [h["weight_1_attention"] for h in history] == pytest.approx([10, 10 * 2 / 3, 10 / 3])
     assert history[0]["alpha"] == 0.9 and all(0.3 - 1e-9 <= h["alpha"] <= 0.9 + 1e-9 for h in history)
     assert history[0]["weight_3_rkd_angle"] == 2.0
     state = torch.load(tmp_path / "distill" / "student.pt", weights_only=True)
     assert not any(k.startswith("proj") for k in state)  # projectors are training aids, not part of the student
-    assert manifest.find("export").metrics["student"]["max_abs_diff"] < 1e-4
+    assert manifest.records()["student"].parity.max_abs_diff < 1e-4
 
 
 def test_hooks_are_gone_after_the_stage(tmp_path):
@@ -99,7 +100,7 @@ def test_multi_teacher_ensemble_distills(tmp_path):
     distill = Distill(teacher=["teacher", "teacher_b"], ensemble="weighted", teacher_weights=[2, 1], model=STUDENT, epochs=2)
     manifest = Pipeline([TEACHER, second, distill], task="digits").run(tmp_path, quiet=True)
     assert manifest.find("distill").inputs.keys() >= {"train/teacher.pt", "train-2/teacher_b.pt"}
-    assert manifest.find("distill").metrics["student"]["epochs_run"] == 2
+    assert manifest.find("distill").models["student"].training.epochs_run == 2
 
 
 def test_ensemble_config_checks(write_recipe):
@@ -118,10 +119,10 @@ def test_ema_self_distillation_needs_no_teacher_and_tracks_the_student(tmp_path)
     distill = Distill(teacher="ema", ema_decay=0.9, model=mlp, epochs=5, alpha={"kind": "linear", "start": 0.0, "end": 0.5})
     assert distill.requires() == []
     manifest = Pipeline([distill, Export()], task="digits").run(tmp_path, quiet=True)
-    result = manifest.find("distill").metrics["student"]
-    assert result["params_vs_teacher"] == 1.0  # the teacher is the student's own average
-    assert result["test_accuracy_torch"] > 0.7  # it learns (chance is 0.1)
-    assert manifest.find("export").metrics["student"]["max_abs_diff"] < 1e-4
+    result = manifest.find("distill").models["student"]
+    assert result.training.params_vs_teacher == 1.0  # the teacher is the student's own average
+    assert result.score("accuracy", runtime="torch").value > 0.7  # it learns (chance is 0.1)
+    assert manifest.records()["student"].parity.max_abs_diff < 1e-4
 
 
 def test_regression_self_distillation_with_features_and_a_dynamic_weight(tmp_path):
@@ -139,7 +140,7 @@ def test_regression_self_distillation_with_features_and_a_dynamic_weight(tmp_pat
         features=[{"student": "layer1", "teacher": "layer1", "loss": "hint", "weight": dynamic}],
     )
     manifest = Pipeline([distill], task="diabetes").run(tmp_path, quiet=True)
-    history = manifest.find("distill").metrics["student"]["history"]
+    history = manifest.records()["student"].training.history
     assert all("teacher_val_mse" in h for h in history)
     alphas = [h["alpha"] for h in history]
     assert alphas[0] == 0.0  # nothing measured yet, and the average starts as untrained as the student
@@ -149,7 +150,7 @@ def test_regression_self_distillation_with_features_and_a_dynamic_weight(tmp_pat
         if lead <= 0:
             assert later["alpha"] == 0.0, "no pull towards an average that is behind the student"
     assert [h["weight_0_hint"] for h in history] == alphas
-    assert manifest.find("distill").metrics["student"]["test_mse_torch"] < 1.0  # better than predicting the mean
+    assert manifest.records()["student"].score("mse", runtime="torch").value < 1.0  # better than predicting the mean
 
 
 def test_ema_teacher_follows_the_average_of_the_student():
@@ -158,7 +159,7 @@ def test_ema_teacher_follows_the_average_of_the_student():
 
     student = torch.nn.Sequential(torch.nn.Linear(3, 2))
     cfg = DistillConfig(teacher="ema", ema_decay=0.5, model={"arch": "mlp"})
-    objective = EmaObjective(student, cfg, kind="classification", example=torch.randn(2, 3))
+    objective = EmaObjective(student, cfg.objective(), decay=cfg.ema_decay, kind="classification", example=torch.randn(2, 3))
     teacher = objective.teachers[0]
     before = teacher[0].weight.detach().clone()
     with torch.no_grad():
@@ -179,7 +180,7 @@ def test_born_again_and_assistant_chains_are_chained_stages(tmp_path):
     again = Distill(teacher="student", name="student_gen2", model=STUDENT, epochs=1)  # born-again: same architecture
     manifest = Pipeline([TEACHER, assistant, student, again], task="digits").run(tmp_path, quiet=True)
     assert manifest.find("distill-2").inputs.keys() >= {"distill/assistant.pt"}
-    assert manifest.find("distill-3").metrics["student_gen2"]["params_vs_teacher"] == 1.0
+    assert manifest.records()["student_gen2"].training.params_vs_teacher == 1.0
 
 
 def test_ema_cannot_join_an_ensemble():
@@ -194,13 +195,13 @@ def test_cached_teacher_runs_once_per_sample_and_trains_the_same(tmp_path):
     n_train, n_val = len(cached.task.train), len(cached.task.val)  # the teacher is scored once on val (the reference)
     assert sum(cached_calls) == n_train + n_val + 2  # every sample once, plus the 2-sample shape probe
     assert sum(plain_calls) == 2 * n_train + n_val + 2  # every sample in each of the 2 epochs
-    assert cached.metrics["student"]["teacher_cache"] is True and plain.metrics["student"]["teacher_cache"] is False
+    assert cached.record("student").training.teacher_cache is True and plain.record("student").training.teacher_cache is False
     a, b = cached.module("student").state_dict(), plain.module("student").state_dict()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
 
 def test_cache_is_off_by_default_with_augmentation_and_refused_when_forced(tmp_path):
     ctx, calls = _run_distill(tmp_path / "a")  # digits augments its training inputs
-    assert ctx.metrics["student"]["teacher_cache"] is False and sum(calls) == 2 * len(ctx.task.train) + len(ctx.task.val)
+    assert ctx.record("student").training.teacher_cache is False and sum(calls) == 2 * len(ctx.task.train) + len(ctx.task.val)
     with pytest.raises(RecipeError, match="cache_teacher is on but training inputs are augmented"):
         _run_distill(tmp_path / "b", cache_teacher=True)

@@ -32,18 +32,18 @@ def test_cartpole_teacher_student_int8_scored_by_acting_through_onnx_runtime(tmp
 
     stages = [TEACHER, STUDENT, Export(), Quantize(models=["student"]), Benchmark(batch_sizes=[1], timing={"rounds": 1}), Report()]
     manifest = Pipeline(stages, task=TASK).run(tmp_path, quiet=True)
-    teacher = manifest.find("train_policy").metrics["teacher"]
-    assert teacher["params"] == 4 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2 and teacher["copy_max_logprob_gap"] < 1e-4
-    student = manifest.find("distill").metrics["student"]
+    teacher = manifest.find("train_policy").models["teacher"]
+    assert teacher.params == 4 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2 and teacher.training.policy["copy_max_logprob_gap"] < 1e-4
+    student = manifest.find("distill").models["student"].training.model_dump()
     grown = [h["dagger_states"] for h in student["history"][1:]]
     assert grown == sorted(grown) and student["dagger"]["states"] == grown[-1]
     assert student["params_vs_teacher"] < 1 / 15
-    bench = manifest.find("benchmark").metrics
+    bench = manifest.records()
     session = ort.InferenceSession(str(tmp_path / "export" / "student.onnx"), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     episodes = run_episodes(lambda x: session.run(None, {name: x})[0], "CartPole-v1", list(range(10_000, 10_010)))
-    assert bench["student"]["metric"] == {"name": "return", "value": pytest.approx(episodes.returns.mean()), "split": "test"}
-    assert bench["student_int8"]["metric"]["name"] == "return" and bench["student_int8"]["metric"]["value"] > 9
+    assert bench["student"].score("return").value == pytest.approx(episodes.returns.mean())
+    assert bench["student"].score("return").split == "test" and bench["student_int8"].score("return").value > 9
     assert "return (ONNX Runtime, test)" in (tmp_path / "report" / "report.md").read_text()
 
 
@@ -54,7 +54,7 @@ def test_a_resumed_run_distills_from_the_same_expert_states(tmp_path):
     Pipeline([TEACHER], task=TASK).run(tmp_path / "split", quiet=True)
     resumed = Pipeline([TEACHER, STUDENT], task=TASK).run(tmp_path / "split", quiet=True, resume=True)
     assert resumed.find("train_policy").status == "reused"
-    a, b = (m.find("distill").metrics["student"]["history"] for m in (whole, resumed))
+    a, b = (m.find("distill").models["student"].training.history for m in (whole, resumed))
     assert [h["val_return"] for h in a] == [h["val_return"] for h in b]
     assert [h["dagger_states"] for h in a[1:]] == [h["dagger_states"] for h in b[1:]]
 
@@ -79,7 +79,7 @@ def test_learned_controller_decisions_reach_manifest_and_report(tmp_path):
     ctl = {"kind": "learned", "temperature": [1.0, 6.0], "alpha": [0.2, 0.8]}
     stages = [DIGITS_TEACHER, Distill(model=DIGITS_STUDENT, epochs=4, features=PAIRS, controller=ctl), Report()]
     manifest = Pipeline(stages, task="digits").run(tmp_path, quiet=True)
-    student = manifest.find("distill").metrics["student"]
+    student = manifest.find("distill").models["student"].training.model_dump()
     decisions = student["controller"]["decisions"]
     assert len(decisions) == student["epochs_run"] == 4
     assert all(1.0 <= d["temperature"] <= 6.0 and 0.2 <= d["alpha"] <= 0.8 and d["feature_pair"] in (0, 1) for d in decisions)
@@ -94,10 +94,10 @@ def test_learned_controller_decisions_reach_manifest_and_report(tmp_path):
 def test_search_trains_a_trial_per_setting_within_the_budget_and_keeps_the_best(tmp_path):
     search = Distill(model=DIGITS_STUDENT, epochs=6, features=PAIRS, controller={"kind": "search", "trials": 3})
     manifest = Pipeline([DIGITS_TEACHER, search], task="digits").run(tmp_path, quiet=True)
-    student = manifest.find("distill").metrics["student"]
+    student = manifest.find("distill").models["student"].training.model_dump()
     ctl = student["controller"]
     assert ctl["epochs_per_trial"] == 2 and len(ctl["trials"]) == 3 and student["epochs_run"] == 2
     values = [t["value"] for t in ctl["trials"]]
-    assert ctl["best_trial"] == int(np.argmax(values)) and student["best_val_accuracy"] == max(values)
+    assert ctl["best_trial"] == int(np.argmax(values)) and student["best_val"] == max(values)
     assert len({t["params"]["temperature"] for t in ctl["trials"]}) == 3
     assert not (tmp_path / "distill" / "search_state.pt").exists()

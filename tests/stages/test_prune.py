@@ -7,7 +7,7 @@ import torch
 
 from compress.bench.runners.ort import OrtCpuRunner
 from compress.errors import RecipeError
-from compress.models.spec import ModelSpec, build_model
+from compress.models.spec import build_model
 from compress.pipeline import Pipeline
 from compress.stages import Export, Prune, Train
 
@@ -32,22 +32,21 @@ def _prune_run(tmp_path, task, arch, **prune):
 @pytest.mark.parametrize(("task", "arch"), FAMILIES, ids=[a["arch"] for _, a in FAMILIES])
 def test_each_family_prunes_reloads_and_exports_with_parity(tmp_path, task, arch):
     manifest = _prune_run(tmp_path, task, arch, target={"kind": "ratio", "value": 0.5}, steps=2)
-    result = manifest.find("prune").metrics["base_pruned"]
-    curve = result["prune"]["curve"]
-    assert [p["step"] for p in curve] == [0, 1, 2]
-    assert curve[-1]["params"] < 0.6 * curve[0]["params"] and curve[-1]["channels"] < curve[0]["channels"]
-    assert result["prune"]["target_met"]
-    parity = manifest.find("export").metrics["base_pruned"]
-    assert parity["max_abs_diff"] < 1e-4
+    result = manifest.find("prune").models["base_pruned"]
+    curve = result.prune.curve
+    assert [p.step for p in curve] == [0, 1, 2]
+    assert curve[-1].params < 0.6 * curve[0].params and curve[-1].channels < curve[0].channels
+    assert result.prune.target_met and result.params == curve[-1].params
+    assert manifest.records()["base_pruned"].parity.max_abs_diff < 1e-4
 
     # a fresh process would rebuild the spec's architecture and load the checkpoint (weights_only)
     from compress.data.builtin import TASKS
 
     data = TASKS.get(task)()
     record = next(r for r in manifest.find("prune").models.values())
-    spec = ModelSpec.model_validate(record["spec"]).model_copy(update={"checkpoint": str(tmp_path / record["checkpoint"])})
+    spec = record.spec.model_copy(update={"checkpoint": str(tmp_path / record.checkpoint)})
     reloaded = build_model(spec, data).eval()
-    assert sum(p.numel() for p in reloaded.parameters()) == curve[-1]["params"]
+    assert sum(p.numel() for p in reloaded.parameters()) == curve[-1].params
     x = data.example_input(16)
     onnx = OrtCpuRunner(1).load(tmp_path / "export" / "base_pruned.onnx")
     with torch.no_grad():
@@ -58,21 +57,22 @@ def test_each_family_prunes_reloads_and_exports_with_parity(tmp_path, task, arch
 
 
 def test_unreachable_latency_target_says_how_close_it_came(tmp_path):
+    from compress.bench.runners import TargetSpec
     from compress.context import RunContext
     from compress.data.builtin import TASKS
     from compress.prune.measure import latency_of
     from compress.stages.prune import QUICK_TIMING
 
-    ctx = RunContext(run_dir=tmp_path, task=TASKS.get("digits")())
+    ctx = RunContext(run_dir=tmp_path, task=TASKS.get("digits")(), target=TargetSpec())
     floor = latency_of(torch.nn.Identity(), ctx, 32, QUICK_TIMING)["p50"]
     arch = {"arch": "resnet_cnn", "width": 8, "blocks": [1, 1]}
     manifest = _prune_run(
         tmp_path / "run", "digits", arch, target={"kind": "latency_ms", "value": 3 * floor}, step_ratio=0.1, max_ratio=0.2
     )
-    prune = manifest.find("prune").metrics["base_pruned"]["prune"]
-    assert not prune["target_met"]
-    assert len(prune["curve"]) == 3  # the unpruned point and two steps of 10%: max_ratio stops it
-    assert any("not met: reached" in w and "max_ratio 0.2" in w for w in prune["warnings"]), prune["warnings"]
+    prune = manifest.find("prune").models["base_pruned"].prune
+    assert not prune.target_met
+    assert len(prune.curve) == 3  # the unpruned point and two steps of 10%: max_ratio stops it
+    assert any("not met: reached" in w and "max_ratio 0.2" in w for w in prune.warnings), prune.warnings
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_a_model_frozen_as_a_teacher_can_be_pruned_twice(tmp_path):
     stages = [Train(name="base", model=arch, epochs=1)]
     stages += [Prune(model="base", name=f"p_{i}", importance=i, finetune=FT, timing=QUICK, steps=1) for i in ("l1", "l2")]
     manifest = Pipeline(stages, task="digits").run(tmp_path, quiet=True)
-    assert manifest.find("prune-2").metrics["p_l2"]["prune"]["target_met"]
+    assert manifest.find("prune-2").models["p_l2"].prune.target_met
 
 
 def test_a_speedup_far_below_the_mac_cut_is_flagged_with_the_dominant_nodes(tmp_path, monkeypatch):
@@ -113,12 +113,12 @@ def test_a_speedup_far_below_the_mac_cut_is_flagged_with_the_dominant_nodes(tmp_
 
     monkeypatch.setattr(prune_stage, "speedup_of", lambda *args, **kwargs: 1.3)
     manifest = _prune_run(tmp_path, "digits", {"arch": "mlp", "hidden": [64, 64]}, target={"kind": "ratio", "value": 0.75}, steps=1)
-    prune = manifest.find("prune").metrics["base_pruned"]["prune"]
-    assert prune["mac_reduction"] > 5
-    assert prune["speedup"] == 1.3
-    assert any("measured speedup 1.30x is far below the MAC reduction" in w for w in prune["warnings"]), prune["warnings"]
-    assert prune["dominant_nodes"] and abs(sum(n["share"] for n in prune["dominant_nodes"]) - 1) < 0.5
-    assert {"node", "op", "ms", "share"} <= set(prune["dominant_nodes"][0])
+    prune = manifest.find("prune").models["base_pruned"].prune
+    assert prune.mac_reduction > 5
+    assert prune.speedup == 1.3
+    assert any("measured speedup 1.30x is far below the MAC reduction" in w for w in prune.warnings), prune.warnings
+    assert prune.dominant_nodes and abs(sum(n.share for n in prune.dominant_nodes) - 1) < 0.5
+    assert prune.dominant_nodes[0].ms is not None and prune.dominant_nodes[0].node
 
 
 def test_kd_fine_tuning_on_a_regression_task_is_a_one_line_error(tmp_path):

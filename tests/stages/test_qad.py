@@ -15,14 +15,17 @@ CNN = Train(name="cnn", model={"arch": "resnet_cnn", "width": 8, "blocks": [1, 1
 def test_qad_writes_a_fused_int8_model_that_matches_its_fake_quantized_twin(tmp_path):
     stages = [CNN, Export(), Qad(model="cnn", epochs=3, freeze_after=1, calibration_samples=64)]
     manifest = Pipeline(stages, task="digits").run(tmp_path, quiet=True)
-    q = manifest.find("qad").metrics["cnn_qad"]
-    assert q["float_ops"] == {} and q["integer_ops"].get("QLinearConv", 0) >= 5 and q["integer_ops"].get("QLinearAdd", 0) >= 2
-    assert q["vs_fake_quant"]["samples"] == 360 and q["vs_fake_quant"]["top1_agreement"] >= 0.99
-    assert [h["ranges_frozen"] for h in q["history"]] == [0.0, 1.0, 1.0]
-    assert q["teacher"] == "cnn (FP32)" and abs(q["test_accuracy_onnx"] - q["test_accuracy_fake_quant"]) <= 0.01
+    record = manifest.find("qad").models["cnn_qad"]
+    q = record.quant
+    assert record.kind == "int8" and q.method == "qad" and q.reference == "fake-quant"
+    assert q.float_ops == {} and q.integer_ops.get("QLinearConv", 0) >= 5 and q.integer_ops.get("QLinearAdd", 0) >= 2
+    assert q.vs_reference.samples == 360 and q.vs_reference.top1_agreement >= 0.99
+    assert [h["ranges_frozen"] for h in record.training.history] == [0.0, 1.0, 1.0]
+    onnx, fake = (record.score("accuracy", runtime=r).value for r in ("onnxruntime", "fake-quant"))
+    assert q.teacher == "cnn (FP32)" and abs(onnx - fake) <= 0.01
     int8, fp32 = tmp_path / "qad" / "cnn_qad.onnx", tmp_path / "export" / "cnn.onnx"
     assert int8.stat().st_size < fp32.stat().st_size  # int8 weights (tiny model: the Q/DQ nodes weigh about as much)
-    assert manifest.find("qad").models["cnn_qad"]["onnx"] == "qad/cnn_qad.onnx"
+    assert record.onnx == "qad/cnn_qad.onnx"
 
 
 def test_qad_kd_on_regression_is_a_one_line_error(tmp_path):

@@ -24,7 +24,7 @@ def plain(model, x, y):
 
 def ema(model, task):
     cfg = DistillConfig(model=SPEC, teacher="ema", epochs=CFG.epochs, batch_size=CFG.batch_size, temperature=2.0, alpha=0.5)
-    return EmaObjective(model, cfg, kind="classification", example=task.example_input(2))
+    return EmaObjective(model, cfg.objective(), decay=cfg.ema_decay, kind="classification", example=task.example_input(2))
 
 
 def train(task, checkpoint, objective: str, crash_at_step: int | None = None, monkeypatch=None):

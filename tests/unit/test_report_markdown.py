@@ -1,31 +1,41 @@
 """report.md: the comparison table, ratios to the reference, and a pruning curve with its warnings."""
 
+from compress.records import MetricInfo, ModelRecord, RunEnvironment, Summary
 from compress.report.markdown import render_markdown
 
+ACCURACY = MetricInfo(name="accuracy", higher_is_better=True)
+NO_ENV = RunEnvironment()
 
-def _model(name, params, macs, p50, acc, prune=None):
-    return {
-        "name": name,
-        "stage": "x",
-        "arch": "resnet_cnn",
-        "checkpoint": None,
-        "onnx": f"export/{name}.onnx",
-        "metric": {"name": "accuracy", "value": acc, "split": "test"},
-        "params": params,
-        "macs": macs,
-        "size_bytes": params * 4,
-        "latency_ms": {"ort-cpu": {"32": {"p50": p50, "p90": p50 * 1.1}}},
-        "parity": None,
-        "prune": prune,
-    }
+
+def _model(name, params, macs, p50, acc, prune=None, quant=None):
+    return ModelRecord.model_validate(
+        {
+            "name": name,
+            "stage": "x",
+            "spec": {"arch": "resnet_cnn"},
+            "kind": "int8" if quant else "fp32",
+            "onnx": f"export/{name}.onnx",
+            "scores": [{"split": "test", "runtime": "ort-cpu", "metric": "accuracy", "value": acc}],
+            "params": params,
+            "macs": macs,
+            "size_bytes": params * 4,
+            "bench": {"ort-cpu": {"runner": {}, "latency_ms": {"32": {"p50": p50, "p90": p50 * 1.1}}}},
+            "prune": prune,
+            "quant": quant,
+        }
+    )
+
+
+def _summary(*models, threads=1):
+    return Summary.of("digits", ACCURACY, "ort-cpu", threads, list(models))
 
 
 def test_pruning_section_lists_every_step_and_the_warnings():
     point = {"ratio": 0.0, "channels": 490, "params": 1000, "macs": 4000, "latency_ms": {"p50": 2.0, "p90": 2.2, "batch_size": 32}}
     curve = [
-        {**point, "step": 0, "val_accuracy": 0.99},
-        {**point, "step": 1, "ratio": 0.5, "channels": 250, "params": 300, "macs": 1000, "val_accuracy": 0.95},
-        {**point, "step": 1, "ratio": 0.5, "channels": 250, "params": 300, "macs": 1000, "val_accuracy": 0.985, "final": True},
+        {**point, "step": 0, "val": 0.99},
+        {**point, "step": 1, "ratio": 0.5, "channels": 250, "params": 300, "macs": 1000, "val": 0.95},
+        {**point, "step": 1, "ratio": 0.5, "channels": 250, "params": 300, "macs": 1000, "val": 0.985, "final": True},
     ]
     prune = {
         "importance": "l2",
@@ -37,13 +47,8 @@ def test_pruning_section_lists_every_step_and_the_warnings():
         "warnings": ["measured speedup 1.20x is far below the MAC reduction 4.00x; most time goes to: conv3 (Conv, 60%)"],
         "dominant_nodes": [{"node": "conv3", "op": "Conv", "ms": 3.0, "share": 0.6}],
     }
-    summary = {
-        "task": "digits",
-        "target": "ort-cpu",
-        "threads": 2,
-        "models": [_model("teacher", 1000, 4000, 2.0, 0.99), _model("teacher_pruned", 300, 1000, 1.6, 0.985, prune)],
-    }
-    text = render_markdown(summary, title="t", environment={}, reference="teacher")
+    summary = _summary(_model("teacher", 1000, 4000, 2.0, 0.99), _model("teacher_pruned", 300, 1000, 1.6, 0.985, prune), threads=2)
+    text = render_markdown(summary, title="t", environment=NO_ENV, reference="teacher")
     assert "## Pruning `teacher_pruned`" in text
     assert "target ratio 0.5 (met); measured speedup 1.20x for 4.00x fewer MACs" in text
     assert "| 1 (final fine-tune) | 50% | 250 | 300 | 1,000 | 2.000 / 2.200 | 0.9850 |" in text
@@ -56,31 +61,47 @@ def test_pruning_section_lists_every_step_and_the_warnings():
 
 def test_quantization_section_lists_float_ops_and_tuning_trials():
     trial = {"index": 0, "kind": "base", "method": "minmax", "per_channel": True, "exclude_nodes": [], "metric": 0.95, "passed": False}
+    trial |= {"loss": 0.02, "seconds": 0.1}
     tuning = {
+        "split": "val",
         "metric": "accuracy",
         "fp32": 0.97,
         "met": True,
         "trials": [trial, {**trial, "index": 1, "kind": "sensitivity", "exclude_nodes": ["/stem/Conv"], "metric": 0.968, "passed": True}],
     }
+    agree = {"samples": 360, "max_abs_diff": 0.01, "top1_agreement": 0.995}
+    deployed = {"deployed": 0.99, "basis": "host kernels", "cpu": "x86-avx2", "host": "x86-avx2", "exact": agree, "host_kernels": agree}
+    deployed |= {"weights": {}, "min_agreement": 0.98, "cause": None, "fix": None, "passed": True}
+    fmt = {
+        "activations": "uint8",
+        "weights": "int8",
+        "reduce_range": True,
+        "per_channel": True,
+        "label": "u8s8+7bit",
+        "saturation_safe": True,
+    }
     quant = {
         "source": "student",
         "backend": "ort",
-        "mode": "static",
+        "method": "static",
         "calibration": {"method": "minmax"},
-        "vs_fp32_onnx": {"top1_agreement": 0.99, "max_abs_diff": 0.05},
+        "reference": "fp32 onnx",
+        "vs_reference": {"samples": 360, "top1_agreement": 0.99, "max_abs_diff": 0.05},
         "integer_ops": {"QLinearConv": 3, "QuantizeLinear": 1},
         "float_ops": {"Conv": 1},
         "tuning": tuning,
-        "format": {"label": "u8s8+7bit"},
-        "deployed": {"deployed": 0.99, "basis": "host kernels", "cpu": "x86-avx2", "host": "x86-avx2", "exact": {"top1_agreement": 0.995}},
+        "format": fmt,
+        "format_reason": "x86-avx2 kernels saturate",
+        "deployed": deployed,
         "speed": {"measured": True, "speedup": 1.04, "batch": 32, "int8_ms": 0.5, "fp32_ms": 0.52, "pays_off": False},
     }
-    int8 = {**_model("student_int8", 100, 400, 0.5, 0.968), "quant": quant}
-    summary = {"task": "digits", "target": "ort-cpu", "threads": 1, "models": [_model("student", 100, 400, 1.0, 0.97), int8]}
-    text = render_markdown(summary, title="t", environment={}, reference="student")
+    summary = _summary(_model("student", 100, 400, 1.0, 0.97), _model("student_int8", 100, 400, 0.5, 0.968, quant=quant))
+    text = render_markdown(summary, title="t", environment=NO_ENV, reference="student")
+    assert "| student_int8 | resnet_cnn | u8s8+7bit | 0.9680 |" in text
     row = "| `student_int8` | `student` | static, minmax, tuned | u8s8+7bit | 0.9900 / 0.05 | 0.9900 (host kernels, x86-avx2) / 0.9950 "
     assert row + "| 1.04x at b32 | QLinearConv x3 | Conv x1 |" in text
     assert "> **INT8 does not pay off here:** `student_int8` runs 1.04x its FP32 file at batch 32 (0.500 vs 0.520 ms)" in text
     assert "Tuning `student_int8` (2 trials, met; val accuracy FP32 0.9700):" in text
     assert "- 1 sensitivity: minmax, per-channel True, float: /stem/Conv: 0.9680 (passed)" in text
-    assert "## Quantization" not in render_markdown({**summary, "models": summary["models"][:1]}, title="t", environment={}, reference=None)
+    alone = _summary(summary.models[0])
+    assert "## Quantization" not in render_markdown(alone, title="t", environment=NO_ENV, reference=None)
