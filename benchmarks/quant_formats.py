@@ -35,7 +35,8 @@ from compress.data.builtin import TASKS
 from compress.deploy import agreement as top1
 from compress.pipeline import Pipeline
 from compress.quant import Int8Format, choose_format, quantize_onnx
-from compress.quant.arithmetic import exact_outputs, weight_range
+from compress.deploy import exact_outputs
+from compress.quant.arithmetic import weight_range
 from compress.quant.emulate import emulated_outputs
 from compress.stages import Distill, Export, Train
 

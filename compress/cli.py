@@ -21,6 +21,7 @@ examples:
   edge-compress stages                                   list stages and their config keys
   torchrun --nproc_per_node=2 -m compress run RECIPE     the same recipe, training data-parallel on 2 processes
   edge-compress report runs/digits_edge                  report.md + report.html (plots) from a run folder
+  edge-compress schema summary > summary.schema.json     the JSON Schema of summary.json (or: manifest)
   edge-compress bench model.onnx --save-baseline b.json  measure latency, keep it as a baseline
   edge-compress regress model.onnx --baseline b.json --max-slowdown 10% --junit out.xml
                                                          latency regression test for CI (exit 1 on regression)
@@ -68,6 +69,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     report.add_argument("--title", help="report title (default: 'Compression report: <task>')")
     report.add_argument("--reference", help="model the others are compared with (default: teacher, if the run has one)")
 
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of summary.json or manifest.json",
+        description="Print the JSON Schema (draft 2020-12) of a file edge-compress writes, for validating it in CI or generating types.",
+    )
+    schema.add_argument("document", choices=sorted(SCHEMAS), help="summary: runs/<name>/summary.json; manifest: runs/<name>/manifest.json")
+
     from compress.cli_bench import add_commands
 
     return parser, add_commands(sub)
@@ -77,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, more = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
-    handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, **more}
+    handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, "schema": _schema, **more}
     try:
         return handlers[args.command](args)
     except CompressError as err:
@@ -110,7 +118,8 @@ def _run(args: argparse.Namespace) -> int:
         value = summary.value(model)
         score = f"{summary.metric.name} {value:.4f}" if summary.metric and value is not None else "not benchmarked"
         where = out / model.onnx if model.onnx else "not exported"
-        print(f"  {model.name:<10} {model.format:<10} {score}, {model.params or 0:,} params, ONNX: {where}")
+        width = max(len(m.name) for m in summary.models)
+        print(f"  {model.name:<{width}}  {model.format:<10} {score}, {model.params or 0:,} params, ONNX: {where}")
     for stage in manifest.stages:
         if stage.type == "report":
             print(f"report: {out / stage.metrics['report']}")
@@ -145,6 +154,19 @@ def _stages(args: argparse.Namespace) -> int:
         print(f"{name}: {info['doc']}")
         for key, f in info["fields"].items():
             print(f"    {key:<16} {f['description']} (default: {f['default']})")
+    return 0
+
+
+SCHEMAS = {"summary": "compress.records:Summary", "manifest": "compress.manifest:Manifest"}
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import importlib
+
+    module, name = SCHEMAS[args.document].split(":")
+    model = getattr(importlib.import_module(module), name)
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema(mode="serialization")}
+    print(json.dumps(schema, indent=2))
     return 0
 
 

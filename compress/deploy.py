@@ -25,7 +25,18 @@ from compress.errors import ArtifactError, RecipeError
 from compress.fsio import atomic_path
 from compress.records import Agreement, Deployed, ModelRecord, QuantResult, Score, Speed
 
-__all__ = ["export_onnx", "parity", "agreement", "check_int8", "Int8Check", "add_int8_model", "describe_check", "host_kernels", "PAYS_OFF"]
+__all__ = [
+    "export_onnx",
+    "parity",
+    "agreement",
+    "check_int8",
+    "Int8Check",
+    "add_int8_model",
+    "exact_outputs",
+    "describe_check",
+    "host_kernels",
+    "PAYS_OFF",
+]
 
 PAYS_OFF = 1.10
 """INT8 below this speedup over its FP32 source is reported as not paying off on the target."""
@@ -151,7 +162,7 @@ def _deployed(ctx: RunContext, path: Path, predict, reference, *, min_agreement:
     (a saturating target built on a host that is not) the emulated target kernels, and the verdict."""
     import onnx
 
-    from compress.quant.arithmetic import exact_outputs, weight_range
+    from compress.quant.arithmetic import weight_range
     from compress.quant.verify import judge, portability_note
 
     classification = ctx.task.kind == "classification"
@@ -197,6 +208,25 @@ def _refusal(deployed: Deployed, label: str, what: str) -> ArtifactError:
         f"< min_agreement {deployed.min_agreement} ({deployed.cause})",
         fix=deployed.fix,
     )
+
+
+def exact_outputs(model: Any, x: np.ndarray, threads: int = 1) -> tuple[np.ndarray | None, str]:
+    """`model`'s outputs for `x` in its exact arithmetic (ONNX Runtime, optimizations disabled, on the
+    `exact_model` form), or None and the reason it has none."""
+    import tempfile
+
+    import onnx
+
+    from compress.bench.runners import TargetSpec
+    from compress.quant.arithmetic import exact_model
+
+    exact, how = exact_model(model)
+    if exact is None:
+        return None, how
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "exact.onnx"
+        onnx.save(exact, str(path))
+        return OrtCpuRunner(TargetSpec(name="ort-cpu", threads=threads, optimization="disabled")).load(path)(x), how
 
 
 def host_kernels(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -16,10 +16,12 @@ def upgrade_manifest(data: dict[str, Any]) -> dict[str, Any]:
     if data.get("schema_version", 1) >= 2:
         return data
     metric = _task_metric(data)
-    stages = []
+    stages, training = [], {}
     for stage in data.get("stages", []):
         per_model = stage.get("metrics") or {}
         models = {name: _record(rec, per_model.get(name) or {}, metric) for name, rec in (stage.get("models") or {}).items()}
+        for name, rec in models.items():  # schema 1 kept training facts in the training stage's metrics only
+            rec["training"] = training[name] = rec["training"] or training.get(name)
         kept = {k: v for k, v in per_model.items() if k not in models}  # per-model facts now live in the records
         stages.append({**stage, "models": models, "metrics": _stage_metrics(stage.get("type"), kept)})
     info = {"name": metric, "higher_is_better": _higher_is_better(data, metric)} if metric else None

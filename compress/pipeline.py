@@ -33,19 +33,24 @@ ATTEMPT = ".attempt"  # in a stage folder while the stage runs: its key, so --re
 
 
 class Pipeline:
-    """Stage objects plus run settings. `Pipeline([...], task="digits").run()` returns the manifest."""
+    """Stage objects plus run settings. `Pipeline([...], task="digits").run()` returns the manifest.
+
+    It takes what a recipe takes: stages as objects, names or `{name: {config}}`; the task as a
+    `TaskSpec`, a built-in name or the recipe's mapping; the target as a `TargetSpec`, a name or a mapping."""
 
     def __init__(
         self,
-        stages: Sequence[Stage],
+        stages: Sequence[Stage | str | dict[str, Any]],
         *,
-        task: TaskSpec | str,
+        task: TaskSpec | str | dict[str, Any],
         name: str = "run",
         seed: int = 0,
         target: TargetSpec | dict[str, Any] | str | None = None,
     ) -> None:
-        self.stages = list(stages)
-        self.task = TaskSpec(name=task) if isinstance(task, str) else task
+        from compress.recipe import stage_of, task_of
+
+        self.stages = [stage_of(entry, i) for i, entry in enumerate(stages)]
+        self.task = task_of(task)
         self.name = name
         self.seed = seed
         self.target = _target(target)

@@ -62,6 +62,27 @@ def parse_recipe(data: Any, *, source: str = "<recipe>", text: str | None = None
     return recipe, stages
 
 
+def stage_of(entry: Stage | str | dict[str, Any], index: int, source: str = "<pipeline>") -> Stage:
+    """A stage from any form a recipe or the API gives: a stage object, a name, or `{name: {config}}`."""
+    if isinstance(entry, Stage):
+        return entry
+    if isinstance(entry, str):
+        entry = {entry: {}}
+    if not isinstance(entry, dict):
+        raise RecipeError(f"{source}: stages[{index}] is {type(entry).__name__}; give a stage object, a stage name or {{name: {{config}}}}")
+    return _stage(entry, index, source, None)
+
+
+def task_of(task: TaskSpec | str | dict[str, Any]) -> TaskSpec:
+    """The run's task from the API's forms: a spec, a built-in task name, or the recipe's mapping."""
+    if isinstance(task, TaskSpec):
+        return task
+    try:
+        return TaskSpec.model_validate({"name": task} if isinstance(task, str) else task)
+    except ValidationError as err:
+        raise _error(err, ("task",), TaskSpec, "<pipeline>", None) from None
+
+
 def _stage(entry: dict[str, Any], index: int, source: str, text: str | None) -> Stage:
     if len(entry) != 1:
         where = _where(source, text, ("stages", index))

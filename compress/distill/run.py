@@ -14,6 +14,7 @@ from torch import nn
 from compress.context import RunContext
 from compress.data.metrics import r2
 from compress.distill.controller import LearnedController
+from compress.distill.dagger import Dagger
 from compress.distill.objective import DistillObjective, EmaObjective
 from compress.distill.schedules import endpoints
 from compress.distill.search import tpe_search
@@ -22,7 +23,6 @@ from compress.errors import RecipeError
 from compress.fsio import atomic_path
 from compress.models.predict import torch_predictor
 from compress.models.spec import build_model
-from compress.rl.dagger import Dagger
 
 __all__ = ["train_student", "search_student"]
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from compress.quant.formats import SAFE_INT8_WEIGHT
 
-__all__ = ["WeightRange", "exact_model", "exact_outputs", "weight_range", "restrict_weights", "INTEGER_PRODUCTS"]
+__all__ = ["WeightRange", "exact_model", "weight_range", "restrict_weights", "INTEGER_PRODUCTS"]
 
 INTEGER_PRODUCTS = ("MatMulInteger", "ConvInteger")
 _WEIGHTED = ("Conv", "Gemm", "MatMul", *INTEGER_PRODUCTS)
@@ -94,26 +94,6 @@ def exact_model(model: Any) -> tuple[Any | None, str]:
     for node in [n for n in graph.node if n.op_type in INTEGER_PRODUCTS]:
         _to_float_product(graph, node)
     return exact, "QDQ computed in float with graph optimizations disabled"
-
-
-def exact_outputs(model: Any, x: np.ndarray, threads: int = 1) -> tuple[np.ndarray | None, str]:
-    """`model`'s outputs for `x` in its exact arithmetic (ONNX Runtime, optimizations disabled, on the
-    `exact_model` form), or None and the reason it has none."""
-    import tempfile
-    from pathlib import Path
-
-    import onnx
-
-    from compress.bench.runners import TargetSpec
-    from compress.bench.runners.ort import OrtCpuRunner
-
-    exact, how = exact_model(model)
-    if exact is None:
-        return None, how
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "exact.onnx"
-        onnx.save(exact, str(path))
-        return OrtCpuRunner(TargetSpec(name="ort-cpu", threads=threads, optimization="disabled")).load(path)(x), how
 
 
 def _to_float_product(graph, node) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from compress.config import StageConfig
 from compress.context import RunContext
@@ -22,8 +22,8 @@ class Planned:
     onnx: bool = False
 
 
-def need(models: dict[str, Planned], name: str, *, kind: ModelKind | None = None, onnx: bool = False, role: str = "model") -> Planned:
-    """The planned model `name`, checked to exist (and to be of `kind`, and exported, where asked)."""
+def need(models: dict[str, Planned], name: str, *, kind: Literal["fp32"] | None = None, onnx: bool = False, role: str = "model") -> Planned:
+    """The planned model `name`, checked to exist (and to be FP32, and exported, where asked)."""
     if name not in models:
         known = ", ".join(models) or "none"
         raise RecipeError(
@@ -31,9 +31,9 @@ def need(models: dict[str, Planned], name: str, *, kind: ModelKind | None = None
             fix="add a train or load stage for it first, or fix the name",
         )
     found = models[name]
-    if kind is not None and found.kind != kind:
+    if kind == "fp32" and found.kind == "int8":
         raise RecipeError(
-            f"{role} {name!r} is {found.kind.upper()}; this stage needs an {kind.upper()} model", fix=f"name an {kind.upper()} model"
+            f"{role} {name!r} is INT8 (an ONNX file); this stage works on an FP32 PyTorch model", fix="name the FP32 model it was made from"
         )
     if onnx and not found.onnx:
         raise RecipeError(f"{role} {name!r} has no ONNX file at this point", fix="add an export stage for it before this one")

@@ -50,7 +50,7 @@ class Benchmark(Stage):
     def plan(self, models: dict[str, Planned]) -> None:
         names = self.cfg.models or [n for n, m in models.items() if m.onnx]
         if not names:
-            raise RecipeError("benchmark: no exported model to measure at this point", fix="add an export stage before benchmark")
+            raise RecipeError("no exported model to measure at this point", fix="add an export stage before benchmark")
         for name in names:
             need(models, name, onnx=True)
 

@@ -11,6 +11,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from compress.config import ModelName
 from compress.context import RunContext
 from compress.distill.controller import ControllerConfig
+from compress.distill.dagger import DaggerConfig
 from compress.distill.losses import LOSSES
 from compress.distill.objective import EMA, FeaturePair, ObjectiveSpec
 from compress.distill.record import TRAIN_STATE, param_count, register_model, training_of
@@ -20,7 +21,6 @@ from compress.distill.trainer import FitConfig
 from compress.errors import RecipeError
 from compress.models.spec import ModelSpec
 from compress.records import Training
-from compress.rl.dagger import DaggerConfig
 from compress.stages.base import Planned, Stage, need, register_stage
 
 __all__ = ["Distill", "DistillConfig"]

@@ -42,11 +42,11 @@ class Export(Stage):
     def plan(self, models: dict[str, Planned]) -> None:
         names = self.cfg.models or [n for n, m in models.items() if m.kind == "fp32"]
         if not names:
-            raise RecipeError("export: no FP32 model to export at this point", fix="add a train, load or distill stage before export")
+            raise RecipeError("no FP32 model to export at this point", fix="add a train, load or distill stage before export")
         for name in names:
             if need(models, name).kind == "int8":
                 raise RecipeError(
-                    f"export: model {name!r} is INT8 and already has its ONNX file; exporting its PyTorch form would write a float model under its name",
+                    f"model {name!r} is INT8 and already has its ONNX file; exporting its PyTorch form would write a float model under its name",
                     fix=f"remove {name!r} from export.models",
                 )
             models[name].onnx = True

@@ -99,7 +99,7 @@ class Quantize(Stage):
     def plan(self, models: dict[str, Planned]) -> None:
         names = self.cfg.models or [n for n, m in models.items() if m.kind == "fp32" and m.onnx]
         if not names:
-            raise RecipeError("quantize: no exported FP32 model to quantize at this point", fix="add an export stage before quantize")
+            raise RecipeError("no exported FP32 model to quantize at this point", fix="add an export stage before quantize")
         for name in names:
             need(models, name, kind="fp32", onnx=True)  # the INT8 file is checked and timed against the FP32 one
             out = f"{name}{self.cfg.suffix}"

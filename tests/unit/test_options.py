@@ -17,7 +17,7 @@ from compress.distill.schedules import Schedule
 from compress.errors import RecipeError
 from compress.pipeline import Pipeline
 from compress.recipe import Recipe, parse_recipe
-from compress.rl.dagger import DaggerConfig
+from compress.distill.dagger import DaggerConfig
 from compress.rl.ppo import PPOConfig
 from compress.stages import STAGES
 from compress.stages.prune import FinetuneConfig, PruneTarget

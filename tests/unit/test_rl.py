@@ -15,7 +15,7 @@ from compress.data.policy import SEEDS, policy_task
 from compress.deploy import export_onnx
 from compress.distill.trainer import FitConfig, Objective, fit, torch_predictor
 from compress.errors import DataError, RecipeError
-from compress.rl.dagger import Dagger, DaggerConfig
+from compress.distill.dagger import Dagger, DaggerConfig
 
 
 def balancer() -> nn.Module:
