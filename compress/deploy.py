@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress.bench.runners import Sessions
+from compress.bench.runners import Sessions, TargetSpec
 from compress.bench.runners.ort import OrtCpuRunner
 from compress.context import RunContext
 from compress.errors import ArtifactError, RecipeError
@@ -147,7 +147,7 @@ def check_int8(
     if not set(ops["integer_ops"]) - {"QuantizeLinear", "DequantizeLinear"}:
         path.unlink()
         raise RecipeError(f"{label} would run entirely in float ({why_float})", fix=fix)
-    predict = host_kernels(path, ctx.target.num_threads)
+    predict = host_kernels(path, ctx.target)
     deployed = _deployed(ctx, path, predict, reference, min_agreement=min_agreement, what=what)
     if not deployed.passed:
         path.unlink()
@@ -169,7 +169,7 @@ def _deployed(ctx: RunContext, path: Path, predict, reference, *, min_agreement:
     x = ctx.task.example_input(len(ctx.task.test), split="test").numpy()
     host_out, ref_out = predict(x), reference(x)
     proto = onnx.load(str(path))
-    exact_out, exact_how = exact_outputs(proto, x, ctx.target.num_threads)
+    exact_out, exact_how = exact_outputs(proto, x, ctx.target)
     cpu = ctx.target.deploy_cpu()
     emulated_out, emulated_how = None, None
     if cpu.kind.saturates and not cpu.host.saturates:
@@ -210,14 +210,13 @@ def _refusal(deployed: Deployed, label: str, what: str) -> ArtifactError:
     )
 
 
-def exact_outputs(model: Any, x: np.ndarray, threads: int = 1) -> tuple[np.ndarray | None, str]:
+def exact_outputs(model: Any, x: np.ndarray, target: TargetSpec | int = 1) -> tuple[np.ndarray | None, str]:
     """`model`'s outputs for `x` in its exact arithmetic (ONNX Runtime, optimizations disabled, on the
     `exact_model` form), or None and the reason it has none."""
     import tempfile
 
     import onnx
 
-    from compress.bench.runners import TargetSpec
     from compress.quant.arithmetic import exact_model
 
     exact, how = exact_model(model)
@@ -226,12 +225,19 @@ def exact_outputs(model: Any, x: np.ndarray, threads: int = 1) -> tuple[np.ndarr
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "exact.onnx"
         onnx.save(exact, str(path))
-        return OrtCpuRunner(TargetSpec(name="ort-cpu", threads=threads, optimization="disabled")).load(path)(x), how
+        return cpu_runner(target, optimization="disabled").load(path)(x), how
 
 
-def host_kernels(path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    """The INT8 file as this host runs it: ONNX Runtime, all graph optimizations, its integer kernels."""
-    return OrtCpuRunner(threads).load(path)
+def host_kernels(path: Path, target: TargetSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """The INT8 file as this host runs it: ONNX Runtime with the run target's settings, its integer kernels."""
+    return cpu_runner(target).load(path)
+
+
+def cpu_runner(target: TargetSpec | int, **settings: Any) -> OrtCpuRunner:
+    """ONNX Runtime on this CPU with the run target's settings (threads, graph optimization level), plus
+    `settings`: where stages run ONNX files to check them, whichever target the benchmark times."""
+    spec = target if isinstance(target, TargetSpec) else TargetSpec(threads=target)
+    return OrtCpuRunner(spec.model_copy(update={"name": "ort-cpu", **settings}))
 
 
 def _speed(ctx: RunContext, path: Path, fp32: Path) -> Speed:
@@ -244,7 +250,7 @@ def _speed(ctx: RunContext, path: Path, fp32: Path) -> Speed:
         return Speed(measured=False, why=f"this host is {cpu.host.name}, the target {cpu.kind.name}: its speed differs")
     batch = min(32, len(ctx.task.test))
     x = ctx.task.example_input(batch, split="test").numpy()
-    runner = OrtCpuRunner(ctx.target)
+    runner = cpu_runner(ctx.target)
     cfg = TimingConfig(warmup=5, warmup_time_s=0.02, rounds=6, min_iters=10, min_time_s=0.03, fresh_sessions=False)
     result = compare_interleaved(Sessions(runner, path, fresh=False), Sessions(runner, fp32, fresh=False), x, cfg)
     speedup = 1 / result.ratio

@@ -7,10 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from compress.bench.runners.ort import OrtCpuRunner
 from compress.config import ModelName, StageConfig
 from compress.context import RunContext
-from compress.deploy import export_onnx, parity
+from compress.deploy import cpu_runner, export_onnx, parity
 from compress.errors import ArtifactError, RecipeError
 from compress.records import Agreement
 from compress.stages.base import Planned, Stage, need, register_stage
@@ -52,7 +51,7 @@ class Export(Stage):
             models[name].onnx = True
 
     def run(self, ctx: RunContext, cfg: ExportConfig) -> RunContext:
-        runner = OrtCpuRunner(ctx.target.num_threads)
+        runner = cpu_runner(ctx.target)
         for name in cfg.models or [n for n, r in ctx.models.items() if r.kind == "fp32"]:
             model = ctx.module(name).eval()
             path = ctx.out(f"{name}.onnx")

@@ -13,10 +13,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from compress.bench.runners.ort import OrtCpuRunner
 from compress.config import Agreement, ModelName, SevenBitWeights, StageConfig
 from compress.context import RunContext
-from compress.deploy import add_int8_model, check_int8, describe_check
+from compress.deploy import add_int8_model, check_int8, cpu_runner, describe_check
 from compress.errors import DataError, RecipeError
 from compress.fsio import atomic_path
 from compress.quant.formats import Int8Format
@@ -156,7 +155,7 @@ class Quantize(Stage):
         checked = check_int8(
             ctx,
             dest,
-            OrtCpuRunner(ctx.target.num_threads).load(source),
+            cpu_runner(ctx.target).load(source),
             label=f"quantize: {name!r}",
             why_float=f"ONNX Runtime {onnxruntime.__version__}'s dynamic mode quantizes {', '.join(dynamic_op_types())}; not Gemm, GRU or RNN"
             if cfg.mode == "dynamic"
@@ -277,7 +276,7 @@ def _tune(
     from compress.quant import CALIBRATION_METHODS, quantize_onnx
     from compress.quant.tune import Candidate, tune
 
-    runner, metric = OrtCpuRunner(ctx.target.num_threads), ctx.task.metric
+    runner, metric = cpu_runner(ctx.target), ctx.task.metric
     baseline = ctx.task.evaluate(runner.load(source), "val")[metric.name]
     allowed = tune_cfg.tolerable_loss * abs(baseline) if tune_cfg.relative else tune_cfg.tolerable_loss
     layers = [n.name for n in onnx.load(str(source)).graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and n.name]

@@ -28,7 +28,15 @@ INTEGER_KERNELS = {
 TIMING = {"warmup": 1, "min_iters": 5, "min_time_s": 0, "rounds": 2}
 TRAIN = {"train": {"name": "teacher", "model": {"arch": "mlp", "hidden": [32]}, "epochs": 3}}
 DISTILL = {"distill": {"teacher": "teacher", "name": "student", "model": {"arch": "mlp", "hidden": [16]}, "epochs": 2}}
-PRUNE = {"prune": {"model": "student", "steps": 1, "target": {"kind": "ratio", "value": 0.25}, "finetune": {"epochs": 1, "final_epochs": 1}, "timing": TIMING}}
+PRUNE = {
+    "prune": {
+        "model": "student",
+        "steps": 1,
+        "target": {"kind": "ratio", "value": 0.25},
+        "finetune": {"epochs": 1, "final_epochs": 1},
+        "timing": TIMING,
+    }
+}
 QAD = {"qad": {"model": "student_pruned", "epochs": 1, "freeze_after": 0, "min_agreement": 0.5}}
 QUANTIZE = {"quantize": {"min_agreement": 0.5, "calibration": {"samples": 64}}}
 BENCH = {"benchmark": {"batch_sizes": [1], "timing": TIMING}}

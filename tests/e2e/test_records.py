@@ -79,7 +79,9 @@ def test_a_schema_1_run_resumes_reusing_every_finished_stage(v1_run, monkeypatch
 
     avx2 = frozenset({"avx", "avx2", "fma3"})
     if host != "this machine":  # the host kind is what its features say: both kinds are tried on any machine
-        monkeypatch.setattr(compress.cpu, "host_features", lambda: avx2 | ({"avx512f", "avx512bw", "avx512vnni"} if host == "x86-vnni" else set()))
+        monkeypatch.setattr(
+            compress.cpu, "host_features", lambda: avx2 | ({"avx512f", "avx512bw", "avx512vnni"} if host == "x86-vnni" else set())
+        )
     made_on = json.loads((v1_run / "manifest.json").read_text())["environment"]["deploy_cpu"]["host"]
     assert made_on == "x86-vnni"
     manifest = Pipeline.from_recipe(V1_RECIPE).run(v1_run, resume=True, quiet=True)

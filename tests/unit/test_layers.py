@@ -19,7 +19,15 @@ LAYERS = {
     "api": ["compress.cli", "compress.cli_bench", "compress.testing", "compress.__main__"],
     "pipeline": ["compress.pipeline", "compress.recipe"],
     "stages": ["compress.stages"],
-    "engines": ["compress.distill", "compress.prune", "compress.quant", "compress.bench", "compress.report", "compress.rl", "compress.deploy"],
+    "engines": [
+        "compress.distill",
+        "compress.prune",
+        "compress.quant",
+        "compress.bench",
+        "compress.report",
+        "compress.rl",
+        "compress.deploy",
+    ],
     "core": [
         "compress.context",
         "compress.records",
@@ -104,7 +112,7 @@ def violations(edges: dict[str, set[str]]) -> list[str]:
     wrong = []
     for module, imported in edges.items():
         for target in imported:
-            if _is_package_face(module, target) or target == "compress" and module != "compress":
+            if _is_package_face(module, target) or (target == "compress" and module != "compress"):
                 continue  # `import compress` reads only __version__: the package face imports lazily
             if ORDER.index(layer_of(target)) < ORDER.index(layer_of(module)):
                 wrong.append(f"{module} ({layer_of(module)}) imports {target} ({layer_of(target)})")
@@ -126,7 +134,7 @@ def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt) :] + [nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()

@@ -12,12 +12,12 @@ from compress.bench.runners import TargetSpec
 from compress.bench.timing import TimingConfig
 from compress.data.spec import TaskSpec
 from compress.distill.controller import ControllerConfig
+from compress.distill.dagger import DaggerConfig
 from compress.distill.objective import FeaturePair
 from compress.distill.schedules import Schedule
 from compress.errors import RecipeError
 from compress.pipeline import Pipeline
 from compress.recipe import Recipe, parse_recipe
-from compress.distill.dagger import DaggerConfig
 from compress.rl.ppo import PPOConfig
 from compress.stages import STAGES
 from compress.stages.prune import FinetuneConfig, PruneTarget

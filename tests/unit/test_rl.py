@@ -13,9 +13,9 @@ pytest.importorskip("gymnasium")
 from compress.data.env import check_env_id, make_env, run_episodes
 from compress.data.policy import SEEDS, policy_task
 from compress.deploy import export_onnx
+from compress.distill.dagger import Dagger, DaggerConfig
 from compress.distill.trainer import FitConfig, Objective, fit, torch_predictor
 from compress.errors import DataError, RecipeError
-from compress.distill.dagger import Dagger, DaggerConfig
 
 
 def balancer() -> nn.Module:

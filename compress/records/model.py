@@ -1,0 +1,54 @@
+"""`ModelRecord`: one model the run produced, what it is, and its typed results."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from compress.models.spec import ModelSpec
+from compress.records.results import Agreement, PruneResult, QuantResult, Record, Score, TargetBench, Training
+
+ModelKind = Literal["fp32", "int8"]
+
+
+class ModelRecord(Record):
+    """A model the run produced: how to rebuild it, its files (relative to the run folder), what it is,
+    and what was measured."""
+
+    name: str
+    stage: str
+    spec: ModelSpec
+    kind: ModelKind = "fp32"
+    checkpoint: str | None = None
+    onnx: str | None = None
+    params: int | None = None
+    macs: int | None = None
+    size_bytes: int | None = None
+    scores: list[Score] = Field(default_factory=list)
+    parity: Agreement | None = Field(None, description="ONNX Runtime vs PyTorch on real test inputs (FP32 export)")
+    training: Training | None = None
+    prune: PruneResult | None = None
+    quant: QuantResult | None = None
+    bench: dict[str, TargetBench] = Field(default_factory=dict, description="per benchmark target, in the order measured")
+
+    def files(self) -> list[str]:
+        return [p for p in (self.checkpoint, self.onnx) if p]
+
+    @property
+    def format(self) -> str:
+        """`fp32`, or the INT8 format's label (u8s8, u8s8+7bit, ...)."""
+        return self.quant.format.label if self.quant is not None else self.kind
+
+    def score(self, metric: str, *, runtime: str | None = None, split: str | None = None) -> Score | None:
+        """The score of `metric` through `runtime` (default: the first benchmarked target) on `split`
+        (default: test, else whichever split it was measured on)."""
+        runtime = runtime or next(iter(self.bench), None)
+        found = [s for s in self.scores if s.metric == metric and s.runtime == runtime and split in (None, s.split)]
+        return next((s for s in found if s.split == "test"), found[0] if found else None)
+
+
+def merge_scores(scores: list[Score], values: dict[str, float], *, split: str, runtime: str) -> list[Score]:
+    """`scores` with those of one (split, runtime) replaced by `values`."""
+    kept = [s for s in scores if (s.split, s.runtime) != (split, runtime)]
+    return kept + [Score(split=split, runtime=runtime, metric=k, value=v) for k, v in values.items()]
