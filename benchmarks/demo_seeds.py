@@ -7,24 +7,47 @@ accuracy through ONNX Runtime, student <= 1/10 of the teacher's parameters) met 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import save
 
 from compress.pipeline import Pipeline
+from compress.records import Summary, SummaryEntry
 
 
-def run_seed(recipe: Path, seed: int, workdir: Path) -> dict:
+def entry(model: SummaryEntry) -> dict[str, Any]:
+    """A model of the run's summary.json, in the shape this benchmark's results have always had: the headline
+    metric (test split through the first benchmark target), sizes, p50/p90 latency per target and batch."""
+    return {
+        "name": model.name,
+        "stage": model.stage,
+        "arch": model.spec.label,
+        "checkpoint": model.checkpoint,
+        "onnx": model.onnx,
+        "metric": {"name": model.metric.metric, "value": model.metric.value, "split": model.metric.split} if model.metric else None,
+        "params": model.params,
+        "macs": model.macs,
+        "size_bytes": model.size_bytes,
+        "latency_ms": {
+            target: {batch: {"p50": s.p50, "p90": s.p90} for batch, s in bench.latency_ms.items()}
+            for target, bench in model.bench.items()
+            if bench.latency_ms
+        },
+        "parity": model.parity.model_dump() if model.parity else None,
+    }
+
+
+def run_seed(recipe: Path, seed: int, workdir: Path) -> dict[str, dict[str, Any]]:
     pipeline = Pipeline.from_recipe(recipe)
     pipeline.seed = seed
     pipeline.run(workdir / f"seed{seed}", quiet=True)
-    summary = json.loads((workdir / f"seed{seed}" / "summary.json").read_text())
-    return {m["name"]: m for m in summary["models"]}
+    summary = Summary.model_validate_json((workdir / f"seed{seed}" / "summary.json").read_text())
+    return {m.name: entry(m) for m in summary.models}
 
 
 def main() -> None:

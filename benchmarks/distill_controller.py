@@ -59,11 +59,15 @@ def run(task: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict[s
     pipeline = Pipeline(stages, task=task, name=f"{task}-{seed}", seed=seed, target=TargetSpec(threads=args.threads))
     manifest = pipeline.run(workdir / f"{task}-{seed}", quiet=True)
     out: dict[str, dict[str, Any]] = {}
-    for stage in manifest.stages:
-        for name, m in stage.metrics.items():
-            out[name] = {"accuracy": m["test_accuracy_torch"], "params": m["params"], "seconds": stage.duration_s}
-            if "controller" in m:
-                out[name]["controller"] = m["controller"]
+    for name, rec in manifest.records().items():  # test accuracy in PyTorch; seconds: the stage that made the model
+        out[name] = {
+            "accuracy": rec.score("accuracy", runtime="torch").value,
+            "params": rec.params,
+            "seconds": manifest.find(rec.stage).duration_s,
+        }
+        controller = rec.training.controller if rec.training else None
+        if controller is not None:  # as the results have stored it: the fields its kind sets
+            out[name]["controller"] = {k: v for k, v in controller.model_dump(mode="json").items() if v is not None}
     return out
 
 

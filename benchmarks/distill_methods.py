@@ -102,9 +102,12 @@ def run(task: str, seed: int, methods: list[str], epochs: int, threads: int, wor
     t0 = time.perf_counter()
     manifest = pipeline.run(workdir / f"{task}-{seed}", quiet=True)
     out: dict[str, dict[str, float]] = {}
-    for stage in manifest.stages:
-        for name, m in stage.metrics.items():
-            out[name] = {"accuracy": m["test_accuracy_torch"], "params": m["params"], "seconds": stage.duration_s}
+    for name, rec in manifest.records().items():  # test accuracy in PyTorch; seconds: the stage that made the model
+        out[name] = {
+            "accuracy": rec.score("accuracy", runtime="torch").value,
+            "params": rec.params,
+            "seconds": manifest.find(rec.stage).duration_s,
+        }
     print(
         f"{task} seed {seed}: {time.perf_counter() - t0:.0f} s " + " ".join(f"{k}={v['accuracy']:.4f}" for k, v in out.items()), flush=True
     )

@@ -21,7 +21,7 @@ from _results import save
 from compress.data.builtin import TASKS
 from compress.distill.losses import task_loss
 from compress.distill.objective import DistillObjective
-from compress.distill.trainer import _train_epoch
+from compress.distill.trainer import TaskLoss, _Step, _train_epoch
 from compress.models import ModelSpec, build_model
 from compress.stages.distill import DistillConfig
 
@@ -37,16 +37,17 @@ MODELS = {
 def variant(name: str, task, teacher, student_spec: dict, batch_size: int):
     student = build_model(ModelSpec(**student_spec), task)
     if name == "plain":
-        loss, train = (lambda m, x, y: task_loss(m(x), y, task.kind)), task.train
+        loss, train = TaskLoss(lambda m, x, y: task_loss(m(x), y, task.kind)), task.train
     else:
         cfg = DistillConfig(model=student_spec)
-        loss = DistillObjective(student, [teacher], cfg, kind=task.kind, example=task.example_input(2))
+        loss = DistillObjective(student, [teacher], cfg.objective(), kind=task.kind, example=task.example_input(2))
         loss.cache_enabled = name == "kd cached"
         train = loss.wrap_train(task.train)
     loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return lambda: _train_epoch(student, loader, loss, optimizer, schedule, None, None), len(loader)
+    step = _Step(student, loss)
+    return lambda: _train_epoch(student, step, loader, optimizer, schedule, None, None, loss), len(loader)
 
 
 def main() -> None:

@@ -40,9 +40,9 @@ def run(seed: int, finetune: dict[str, Any]) -> tuple[float, float]:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Pipeline(stages, task="digits", seed=seed, target=TargetSpec(threads=2)).run(tmp, quiet=True)
-    return manifest.find("train").metrics["unpruned"]["test_accuracy_torch"], manifest.find("prune").metrics["unpruned_pruned"][
-        "test_accuracy_torch"
-    ]
+    records = manifest.records()  # test accuracy in PyTorch, before and after pruning
+    unpruned, pruned = (records[name].score("accuracy", runtime="torch").value for name in ("unpruned", "unpruned_pruned"))
+    return unpruned, pruned
 
 
 def main() -> None:

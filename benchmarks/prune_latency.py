@@ -24,6 +24,7 @@ from _results import save
 from compress.bench.runners import TargetSpec
 from compress.data.builtin import TASKS
 from compress.pipeline import Pipeline
+from compress.records import PrunePoint
 from compress.stages import Benchmark, Export, Prune, Train
 
 MODEL = {"arch": "resnet_cnn", "width": 32, "blocks": [2, 2]}
@@ -52,17 +53,25 @@ def run_task(task: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
     stages += [Export(), Benchmark(batch_sizes=[1, 32])]
     run_dir = workdir / task
     manifest = Pipeline(stages, task=task, name=task, seed=args.seed, target=TargetSpec(threads=args.threads)).run(run_dir, quiet=True)
-    bench = manifest.find("benchmark").metrics
+    records = manifest.find("benchmark").models  # every exported model, as the benchmark left it
+    metric = manifest.metric.name
     out: dict[str, Any] = {"models": {}}
-    for name, m in bench.items():
-        prune_stage = next((s for s in manifest.stages if name in s.metrics and s.type == "prune"), None)
-        curve = prune_stage.metrics[name]["prune"]["curve"] if prune_stage else None
-        out["models"][name] = {"test_accuracy_ort": m["metric"]["value"], "params": m["params"], "macs": m["macs"], "curve": curve}
+    for name, rec in records.items():
+        curve = [_point(p, metric) for p in rec.prune.curve] if rec.prune else None
+        out["models"][name] = {"test_accuracy_ort": rec.score(metric).value, "params": rec.params, "macs": rec.macs, "curve": curve}
     x = TASKS.get(task)().example_input(32).numpy()
-    paths = {n: run_dir / "export" / f"{n}.onnx" for n in bench}
+    paths = {n: run_dir / rec.onnx for n, rec in records.items()}
     out["interleaved_b32"] = interleaved(paths, x, baseline="unpruned", rounds=args.rounds, threads=args.threads)
     print(f"{task}: " + ", ".join(f"{n} {v['test_accuracy_ort']:.4f}" for n, v in out["models"].items()), flush=True)
     return out
+
+
+def _point(point: PrunePoint, metric: str) -> dict[str, Any]:
+    """A pruning curve point as these results store it: the validation figure as `val_<metric>`, `final` only when set."""
+    data = point.model_dump(mode="json")
+    data.pop("final")
+    out = {k if k != "val" else f"val_{metric}": v for k, v in data.items()}
+    return {**out, "final": True} if point.final else out
 
 
 def main() -> None:

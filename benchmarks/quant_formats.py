@@ -33,9 +33,9 @@ from compress.bench.runners.ort import OrtCpuRunner
 from compress.cpu import CPU_KINDS
 from compress.data.builtin import TASKS
 from compress.deploy import agreement as top1
+from compress.deploy import exact_outputs
 from compress.pipeline import Pipeline
 from compress.quant import Int8Format, choose_format, quantize_onnx
-from compress.deploy import exact_outputs
 from compress.quant.arithmetic import weight_range
 from compress.quant.emulate import emulated_outputs
 from compress.stages import Distill, Export, Train

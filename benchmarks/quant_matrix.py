@@ -66,22 +66,23 @@ def run_task(task: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
     target = TargetSpec(threads=args.threads, cpu=args.cpu)
     pipeline = Pipeline(stages(task, args), task=task, name=task, seed=args.seed, target=target)
     manifest = pipeline.run(run_dir, quiet=True)
-    records = {name: rec for stage in manifest.stages for name, rec in stage.models.items()}  # later stages win
+    records = manifest.records()
     data = TASKS.get(task)()
     runner = make_runner("ort-cpu", args.threads)
     names = ["student"] + [n for n in records if n.startswith("student_")]
     models: dict[str, Any] = {}
     for name in names:
-        path = run_dir / records[name]["onnx"]
-        quant = records[name]["metrics"].get("quant", {})
+        path = run_dir / records[name].onnx
+        quant = records[name].quant
+        tuning = quant.tuning if quant else None
         models[name] = {
             "test_accuracy_ort": data.evaluate(runner.load(path), "test")["accuracy"],
             "size_bytes": path.stat().st_size,
-            "float_ops": quant.get("float_ops", {}),
-            "tuning": {k: quant["tuning"].get(k) for k in ("met", "chosen")} if quant.get("tuning") else None,
+            "float_ops": dict(quant.float_ops) if quant else {},
+            "tuning": {"met": tuning.met, "chosen": tuning.chosen.model_dump(mode="json") if tuning.chosen else None} if tuning else None,
         }
-    models["teacher"] = {"test_accuracy_torch": manifest.find("train").metrics["teacher"]["test_accuracy_torch"]}
-    paths = {n: run_dir / records[n]["onnx"] for n in names}
+    models["teacher"] = {"test_accuracy_torch": records["teacher"].score("accuracy", runtime="torch").value}
+    paths = {n: run_dir / records[n].onnx for n in names}
     latency = {
         str(b): interleaved(paths, data.full_batch(b).numpy(), baseline="student", rounds=args.rounds, threads=args.threads)
         for b in (1, 32)

@@ -78,9 +78,13 @@ def run(seed: int, epochs: int, workdir: Path) -> dict[str, dict[str, Any]]:
     pipeline = Pipeline(neural_stages(epochs), task="diabetes", name=f"diabetes-{seed}", seed=seed, target=TargetSpec(threads=1))
     manifest = pipeline.run(workdir / f"seed{seed}", quiet=True)
     out: dict[str, dict[str, Any]] = {name: {"mse": v} for name, v in classical(seed).items()}
-    for stage in manifest.stages:
-        for name, m in stage.metrics.items():
-            out[name] = {"mse": m["test_mse_torch"], "best_epoch": m["best_epoch"], "alpha": [h.get("alpha") for h in m["history"]]}
+    for name, rec in manifest.records().items():  # test MSE in PyTorch, and how each model was trained
+        training = rec.training
+        out[name] = {
+            "mse": rec.score("mse", runtime="torch").value,
+            "best_epoch": training.best_epoch,
+            "alpha": [h.get("alpha") for h in training.history],
+        }
     print(f"seed {seed}: " + " ".join(f"{k}={v['mse']:.4f}" for k, v in out.items()), flush=True)
     return out
 
