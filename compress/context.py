@@ -57,6 +57,11 @@ class RunContext:
         """The model called `name`, rebuilt from its record and checkpoint on first use."""
         if name not in self._modules:
             record = self.record(name)
+            if record.kind == "int8":
+                raise RecipeError(
+                    f"model {name!r} is INT8: it exists as its ONNX file only, not as a PyTorch module",
+                    fix=f"use the FP32 model it was made from ({record.parent})",
+                )
             with torch.random.fork_rng(devices=[]):  # rebuilding must not shift the stage's random stream
                 model = build_model(record.spec.model_copy(update={"checkpoint": None}), self.task)
             if record.checkpoint:

@@ -102,17 +102,19 @@ class Int8Check:
 def add_int8_model(
     ctx: RunContext, name: str, source: ModelRecord, dest: Path, quant: QuantResult, checked: Int8Check, scores: list[Score] | None = None
 ) -> ModelRecord:
-    """Record the checked INT8 file `dest`, made from `source`, as model `name`: kind int8, its ONNX file,
-    the test scores through this host's kernels (plus `scores`). Its PyTorch form is the FP32 network."""
+    """Record the checked INT8 file `dest`, made from `source`, as model `name`: kind int8, its ONNX file
+    (no PyTorch weights: it exists as that file), the test scores through this host's kernels (plus `scores`)."""
     test = [Score(split="test", runtime="onnxruntime", metric=k, value=v) for k, v in checked.test.items()]
     record = ModelRecord(
         name=name,
         stage=ctx.stage_id,
         spec=source.spec,
         kind="int8",
-        checkpoint=source.checkpoint,
+        parent=source.name,
         onnx=ctx.relative(dest),
         params=source.params,
+        macs=source.macs,
+        size_bytes=dest.stat().st_size,
         scores=[*(scores or []), *test],
         quant=quant,
     )
@@ -285,4 +287,4 @@ def describe_check(checked: Int8Check, what: str = "FP32") -> str:
     elif speed:
         parts.append(f"speed not measured ({speed.why})")
     left = ", ".join(f"{op} x{c}" for op, c in checked.float_ops.items()) or "none"
-    return ", ".join(parts) + f"; float ops left: {left}"
+    return "; ".join([*parts, f"float ops left: {left}"])

@@ -79,7 +79,9 @@ class Manifest(BaseModel):
         write_json(path, self.model_dump(mode="json"))
 
     @classmethod
-    def load(cls, path: Path) -> Manifest:
+    def load(cls, path: str | Path) -> Manifest:
+        """A run's manifest (schema 1 files are upgraded as they are read)."""
+        path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):

@@ -61,6 +61,8 @@ def _record(rec: dict[str, Any], stage_facts: dict[str, Any], metric: str | None
     quant = m.get("quant")
     out = {k: rec[k] for k in ("name", "stage", "spec", "checkpoint", "onnx") if k in rec}
     out |= {"kind": "int8" if quant else "fp32", "params": m.get("params"), "macs": m.get("macs"), "size_bytes": m.get("size_bytes")}
+    if quant:  # schema 1 gave INT8 models their source's checkpoint; they exist as their ONNX file only
+        out |= {"parent": quant.get("source"), "checkpoint": None}
     out["scores"] = _scores(m, quant, metric)
     out["parity"] = m.get("parity")
     out["training"] = _training(stage_facts, quant, m.get("distill"), metric)

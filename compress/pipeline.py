@@ -62,7 +62,10 @@ class Pipeline:
         from compress.recipe import load_recipe
 
         recipe, stages = load_recipe(path)
-        return cls(stages, task=recipe.task, name=recipe.name, seed=recipe.seed, target=recipe.target)
+        try:
+            return cls(stages, task=recipe.task, name=recipe.name, seed=recipe.seed, target=recipe.target)
+        except RecipeError as err:
+            raise RecipeError(f"{path}: {err.message}", fix=err.fix) from None
 
     def check(self) -> None:
         """Every stage order that passes runs correctly: each stage's `plan` checks what it needs against
@@ -75,6 +78,13 @@ class Pipeline:
                 stage.plan(planned)
             except RecipeError as err:
                 raise RecipeError(f"stages[{i}] ({sid}): {err.message}", fix=err.fix) from None
+
+    def _check_targets(self) -> None:
+        """Every target the run will time or run models on exists on this machine: before training, not after."""
+        from compress.bench.runners import make_runner
+
+        for name in dict.fromkeys([self.target.name, *(t for stage in self.stages for t in stage.targets())]):
+            make_runner(self.target.model_copy(update={"name": name}))
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -89,6 +99,7 @@ class Pipeline:
         run_dir = Path(out) if out is not None else Path("runs") / self.name
         if not distributed.is_main():
             return self._follow(run_dir)
+        self._check_targets()
         previous = _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
         created = previous.created if previous else now()
         ctx = self._context(run_dir, quiet)

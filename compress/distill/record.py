@@ -41,10 +41,12 @@ def register_model(
     model: nn.Module,
     training: Training | None = None,
     *,
+    parent: str | None = None,
     structure: bool = False,
 ) -> ModelRecord:
     """Save `model`'s weights in the stage folder, score it (PyTorch, test split), add it to the context.
-    `structure`: the model's layer sizes differ from its spec (pruned); they are saved with the weights."""
+    `parent`: the model it was made from. `structure`: the model's layer sizes differ from its spec
+    (pruned); they are saved with the weights."""
     path = ctx.out(f"{name}.pt")
     save_checkpoint(model, path, structure=structure)
     model.eval()
@@ -53,6 +55,7 @@ def register_model(
         name=name,
         stage=ctx.stage_id,
         spec=spec.model_copy(update={"checkpoint": None}),
+        parent=parent,
         checkpoint=ctx.relative(path),
         params=param_count(model),
         scores=[Score(split="test", runtime="torch", metric=k, value=v) for k, v in scores.items()],

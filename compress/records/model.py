@@ -20,7 +20,8 @@ class ModelRecord(Record):
     stage: str
     spec: ModelSpec
     kind: ModelKind = "fp32"
-    checkpoint: str | None = None
+    parent: str | None = Field(None, description="the model this one was made from: distilled, pruned or quantized from")
+    checkpoint: str | None = Field(None, description="FP32 weights (an INT8 model has none: it exists as its ONNX file)")
     onnx: str | None = None
     params: int | None = None
     macs: int | None = None

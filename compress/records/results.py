@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class Record(BaseModel):
     """Base of every typed record: unknown fields are an error, so a misspelt one cannot pass silently."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
 
 
 class Score(Record):
@@ -59,7 +59,7 @@ class Trial(Record):
 class ControllerSettings(BaseModel):
     """The controller's recipe settings (`distill.controller`); the bounds and reward are what reports read."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
 
     kind: Literal["learned", "search"]
     temperature: tuple[float, float]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from compress.records.model import ModelRecord
@@ -21,7 +23,7 @@ class DeployCpuInfo(Record):
 class TargetFingerprint(BaseModel):
     """A benchmark target's environment (compress.bench.fingerprint); reports read these fields."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
 
     runtime: str | None = None
     provider: str | None = None
@@ -33,7 +35,7 @@ class TargetFingerprint(BaseModel):
 class RunEnvironment(BaseModel):
     """Where a run was made (compress.manifest.environment), plus its benchmark targets' fingerprints."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_serialization_defaults_required=True)
 
     python: str | None = None
     platform: str | None = None
@@ -54,13 +56,17 @@ class MetricInfo(Record):
 class SummaryEntry(ModelRecord):
     """A model in `summary.json`: its record, plus its headline figure for readers of the file."""
 
-    metric: Score | None = Field(None, description="the task's metric through the first benchmarked target (test split first)")
+    metric: Score | None = Field(
+        None,
+        description="the task's metric through the first benchmarked target (test split first); an INT8 model made after the "
+        "benchmark: through ONNX Runtime on this host, as its check measured it",
+    )
 
 
 class Summary(Record):
     """`summary.json`: every model of the run, for CI and scripts."""
 
-    schema_version: int = SUMMARY_SCHEMA
+    schema_version: Literal[2] = SUMMARY_SCHEMA
     task: str
     metric: MetricInfo | None = Field(None, description="the task's metric")
     target: str
@@ -70,7 +76,7 @@ class Summary(Record):
     @classmethod
     def of(cls, task: str, metric: MetricInfo | None, target: str, threads: int, records: list[ModelRecord]) -> Summary:
         fields = list(ModelRecord.model_fields)
-        entries = [SummaryEntry(**{k: getattr(r, k) for k in fields}, metric=r.score(metric.name) if metric else None) for r in records]
+        entries = [SummaryEntry(**{k: getattr(r, k) for k in fields}, metric=_headline(r, metric)) for r in records]
         return cls(task=task, metric=metric, target=target, threads=threads, models=entries)
 
     def model(self, name: str) -> SummaryEntry | None:
@@ -80,3 +86,12 @@ class Summary(Record):
         """The model's metric through `runtime` (default: its headline figure), test split first."""
         found = model.metric if runtime is None else model.score(self.metric.name, runtime=runtime) if self.metric else None
         return found.value if found else None
+
+
+def _headline(record: ModelRecord, metric: MetricInfo | None) -> Score | None:
+    if metric is None:
+        return None
+    found = record.score(metric.name)
+    if found is None and not record.bench:
+        found = record.score(metric.name, runtime="onnxruntime")
+    return found

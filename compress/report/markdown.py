@@ -49,7 +49,7 @@ def render_markdown(
     target = summary.target if summary.target in measured or not measured else measured[0]
     batches = sorted({b for m in models for b in (m.bench[target].latency_ms if target in m.bench else {})}, key=int)
     metric_name = summary.metric.name if summary.metric else "metric"
-    head = ["model", "arch", "kind", f"{metric_name} (ONNX Runtime, test)", "params", "MACs", "ONNX size"]
+    head = ["model", "arch", "format", f"{metric_name} (ONNX Runtime, test)", "params", "MACs", "ONNX size"]
     head += [f"latency b{b} p50 / p90 (ms)" for b in batches]
     threads = f"{summary.threads} thread" + ("s" if summary.threads != 1 else "")
     lines = [f"# {title}", "", f"Task `{summary.task}`, target `{target}` with {threads}.", ""]

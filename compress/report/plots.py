@@ -9,7 +9,7 @@ import numpy as np
 
 from compress.records import ModelRecord, Summary
 
-__all__ = ["waterfall", "pareto", "distributions", "parity", "controller", "render_all", "pareto_front"]
+__all__ = ["waterfall", "pareto", "distributions", "parity", "controller", "render_all", "pareto_front", "bar_bases"]
 
 _GOOD, _BAD, _FIRST = "#2a9d8f", "#e76f51", "#8d99ae"
 
@@ -61,42 +61,45 @@ def _latency_keys(models: list[ModelRecord]) -> list[tuple[str, str]]:
 
 
 def waterfall(summary: Summary) -> bytes:
-    """One panel per quantity; models in the order the run made them. Each bar floats from the previous
-    model's value to this model's, green where it improved and red where it got worse."""
+    """One panel per quantity; models in the order the run made them. Each bar floats from the value of
+    the model it was made from (its `parent`: distilled, pruned or quantized from) to its own, green where
+    it improved and red where it got worse; a model made from nothing (trained, loaded) stands on its own."""
     plt = _plt()
     names = [m.name for m in summary.models]
+    parents = [names.index(m.parent) if m.parent in names else None for m in summary.models]
     panels = [q for q in _quantities(summary) if any(v is not None for v in q[3])]
     metric_title = summary.metric.name if summary.metric else "\0"
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.2 * rows), squeeze=False)
     for ax, (title, unit, lower_better, values) in zip(axes.flat, panels, strict=False):
-        _waterfall_panel(ax, names, values, lower_better, zero_based=not title.startswith(metric_title))
+        _waterfall_panel(ax, names, values, parents, lower_better, zero_based=not title.startswith(metric_title))
         ax.set_title(title + (f" ({unit})" if unit else ""), fontsize=9)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
-    fig.suptitle("What each stage changed (green: better, red: worse than the model before)", fontsize=10)
+    fig.suptitle("What each stage changed (green: better, red: worse than the model it was made from)", fontsize=10)
     fig.tight_layout()
     return _png(fig)
 
 
-def _waterfall_panel(ax, names: list[str], values: list[float | None], lower_better: bool, *, zero_based: bool) -> None:
+def _waterfall_panel(
+    ax, names: list[str], values: list[float | None], parents: list[int | None], lower_better: bool, *, zero_based: bool
+) -> None:
     from matplotlib.ticker import FuncFormatter
 
     known = [v for v in values if v is not None]
-    first, prev = known[0], None
-    for i, v in enumerate(values):
+    for i, (v, base) in enumerate(zip(values, bar_bases(values, parents), strict=True)):
         if v is None:
             continue
-        if prev is None:
+        if base is None:
             ax.bar(i, v, color=_FIRST)
+            label = _short(v)
         else:
-            better = (v < prev) == lower_better or v == prev
-            ax.bar(i, v - prev, bottom=prev, color=_GOOD if better else _BAD)
-            ax.plot([i - 1.4, i + 0.4], [prev, prev], color="#555", lw=0.6, ls=":")
-        label = _short(v) if prev is None or not zero_based or not first else f"{_short(v)} ({v / first:.2f}x)"
+            better = (v < base) == lower_better or v == base
+            ax.bar(i, v - base, bottom=base, color=_GOOD if better else _BAD)
+            ax.plot([parents[i] - 0.4, i + 0.4], [base, base], color="#555", lw=0.6, ls=":")
+            label = f"{_short(v)} ({v / base:.2f}x)" if zero_based and base else _short(v)
         ax.annotate(label, (i, v), ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
-        prev = v
     lo, hi = min(known), max(known)
     if zero_based:
         ax.set_ylim(0, hi * 1.22 if hi > 0 else 1)
@@ -106,6 +109,11 @@ def _waterfall_panel(ax, names: list[str], values: list[float | None], lower_bet
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
+
+
+def bar_bases(values: list[float | None], parents: list[int | None]) -> list[float | None]:
+    """Where each waterfall bar starts: the value of the model it was made from, or None (it stands alone)."""
+    return [values[p] if p is not None else None for p in parents]
 
 
 def _short(v: float) -> str:
@@ -161,7 +169,7 @@ def pareto(summary: Summary, target: str, batch: str) -> bytes | None:
     ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color=_GOOD, lw=1.2, zorder=2, label="Pareto front")
     for m in summary.models:
         curve = m.prune.curve if m.prune else []
-        if curve:
+        if curve and str(curve[0].latency_ms.batch_size) == batch:  # timed at another batch size: not on this axis
             ax.scatter(
                 [p.latency_ms.p50 for p in curve],
                 [p.val for p in curve],
@@ -204,7 +212,8 @@ def distributions(summary: Summary) -> bytes | None:
         ax.set_ylabel("percentile")
         ax.set_title(f"{target}, batch {batch}", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # no model has stored percentiles for this target and batch
+            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
@@ -289,7 +298,9 @@ def controller(summary: Summary) -> bytes | None:
 def render_all(summary: Summary) -> dict[str, bytes]:
     """Every figure that has data: {'waterfall': png, ...}."""
     keys = _latency_keys(summary.models)
-    target, batch = next(((t, b) for t, b in keys if t == summary.target), keys[0] if keys else (summary.target, "1"))
+    pruned_at = {str(m.prune.curve[0].latency_ms.batch_size) for m in summary.models if m.prune and m.prune.curve}
+    ranked = sorted(keys, key=lambda k: (k[0] != summary.target, k[1] not in pruned_at))  # the run's target; pruning's batch if measured
+    target, batch = ranked[0] if ranked else (summary.target, "1")
     figures = {
         "waterfall": waterfall(summary),
         "pareto": pareto(summary, target, batch),

@@ -9,7 +9,7 @@ from compress.config import StageConfig
 from compress.context import RunContext
 from compress.errors import RecipeError
 from compress.records import ModelKind
-from compress.registry import Registry
+from compress.registry import Registry, did_you_mean
 
 __all__ = ["Stage", "StageConfig", "STAGES", "register_stage", "Planned", "need"]
 
@@ -27,7 +27,7 @@ def need(models: dict[str, Planned], name: str, *, kind: Literal["fp32"] | None 
     if name not in models:
         known = ", ".join(models) or "none"
         raise RecipeError(
-            f"{role} {name!r} is not made by an earlier stage (made so far: {known})",
+            f"{role} {name!r} is not made by an earlier stage ({did_you_mean(name, models)}made so far: {known})",
             fix="add a train or load stage for it first, or fix the name",
         )
     found = models[name]
@@ -69,6 +69,10 @@ class Stage:
 
     def provides(self) -> list[str]:
         """Names of models this stage adds."""
+        return []
+
+    def targets(self) -> list[str]:
+        """Benchmark targets this stage runs models on besides the run's own (checked before anything runs)."""
         return []
 
     def plan(self, models: dict[str, Planned]) -> None:

@@ -47,6 +47,9 @@ class Benchmark(Stage):
     def requires(self) -> list[str]:
         return list(self.cfg.models or [])
 
+    def targets(self) -> list[str]:
+        return list(self.cfg.targets or [])
+
     def plan(self, models: dict[str, Planned]) -> None:
         names = self.cfg.models or [n for n, m in models.items() if m.onnx]
         if not names:
@@ -78,8 +81,9 @@ class Benchmark(Stage):
     def _measure(self, ctx: RunContext, runners: list, name: str, cfg: BenchmarkConfig) -> dict[str, Any]:
         """Measure `name` on every runner, record it, and return what results.json keeps of it."""
         source = self._source(ctx, name)
-        params, macs = params_and_macs(ctx.module(name), ctx.task.example_input(1))
         record = ctx.record(name)
+        network = ctx.module(record.parent if record.kind == "int8" else name)  # INT8: the same network as its FP32 source
+        params, macs = params_and_macs(network, ctx.task.example_input(1))
         bench, scores = {}, list(record.scores)
         for runner in runners:
             bench[runner.target], found = self._on_target(ctx, runner, source, cfg)

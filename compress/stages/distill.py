@@ -159,7 +159,8 @@ class Distill(Stage):
             student, result, info = train_student(ctx, cfg, seed=ctx.seed, checkpoint=ctx.out(TRAIN_STATE))
         teacher = student if cfg.self_distill else ctx.module(cfg.teachers[0])  # self-distillation: its own average
         training = training_of(result).model_copy(update={**info, "params_vs_teacher": param_count(student) / param_count(teacher)})
-        register_model(ctx, cfg.name, cfg.model, student, Training.model_validate(dict(training)))
+        parent = None if cfg.self_distill else cfg.teachers[0]
+        register_model(ctx, cfg.name, cfg.model, student, Training.model_validate(dict(training)), parent=parent)
         return ctx
 
     @staticmethod

@@ -59,7 +59,7 @@ class Export(Stage):
             batch = ctx.task.example_input(cfg.parity_samples)
             gap = parity(model, runner.load(path), batch, classification=ctx.task.kind == "classification")
             _enforce(name, gap, cfg)
-            ctx.update_model(name, onnx=ctx.relative(path), parity=gap)
+            ctx.update_model(name, onnx=ctx.relative(path), size_bytes=path.stat().st_size, parity=gap)
             ctx.log(f"  {name}: {ctx.relative(path)}, max |ONNX - PyTorch| {gap.max_abs_diff:.2e}")
         return ctx
 

@@ -147,7 +147,7 @@ class Prune(Stage):
             final = self._point(ctx, cfg, model, step=pruner.done, ratio=curve[-1].ratio)
             curve.append(final.model_copy(update={"final": True}))
             ctx.log(f"  final: {_describe(curve[-1], ctx)}")
-        register_model(ctx, cfg.output, ctx.record(cfg.model).spec, model, structure=True)
+        register_model(ctx, cfg.output, ctx.record(cfg.model).spec, model, parent=cfg.model, structure=True)
         ctx.update_model(cfg.output, prune=self._verdict(ctx, cfg, curve, model, original))
         return ctx
 

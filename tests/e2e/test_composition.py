@@ -139,10 +139,14 @@ def test_stage_orders_run_correctly_or_are_refused_before_training(tmp_path, sta
     assert check_models_are_what_they_claim(tmp_path) == expected
 
 
-def test_validate_refuses_a_broken_order_with_one_line_and_exit_2(tmp_path, write_recipe, tiny_recipe):
+def test_validate_checks_every_recipe_and_names_the_file_of_a_broken_order(tmp_path, write_recipe, tiny_recipe):
     from tests.e2e.test_cli import cli
 
+    good = write_recipe(tiny_recipe, "good.yaml")
     tiny_recipe["stages"] = [tiny_recipe["stages"][0], "quantize", "export"]
-    result = cli("validate", write_recipe(tiny_recipe))
+    bad = write_recipe(tiny_recipe, "bad.yaml")
+    result = cli("validate", bad, good)
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
-    assert "stages[1] (quantize): no exported FP32 model to quantize at this point; add an export stage before quantize" in result.stderr
+    message = f"{bad}: stages[1] (quantize): no exported FP32 model to quantize at this point; add an export stage before quantize"
+    assert message in result.stderr
+    assert f"{good}: ok (5 stages" in result.stdout, "the recipes after a bad one are checked too"

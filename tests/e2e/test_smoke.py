@@ -81,7 +81,7 @@ def test_metric_through_onnx_runtime_matches_pytorch(tiny_run):
 def test_report_has_the_comparison_table(tiny_run):
     run_dir, _ = tiny_run
     report = (run_dir / "report" / "report.md").read_text()
-    assert "| model | arch | kind | accuracy (ONNX Runtime, test) | params | MACs | ONNX size |" in report
+    assert "| model | arch | format | accuracy (ONNX Runtime, test) | params | MACs | ONNX size |" in report
     assert "| teacher | mlp | fp32 |" in report and "| student | mlp | fp32 |" in report
     assert "Relative to `teacher`" in report and "## Environment" in report
     models = {m["name"]: m for m in json.loads((run_dir / "summary.json").read_text())["models"]}

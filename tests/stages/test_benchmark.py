@@ -34,11 +34,15 @@ def test_every_target_gets_latency_memory_and_its_own_metric(tmp_path):
         assert f"| `model` | {target} | 2 |" in report and f"target `{target}`" in report
 
 
-def test_an_unavailable_target_fails_before_timing_and_names_the_fix(tmp_path):
+def test_an_unavailable_target_fails_before_training_and_names_the_fix(tmp_path):
     if target_available("ort-cuda"):
         pytest.skip("this machine has CUDA")
     with pytest.raises(TargetError, match="pip install"):
         Pipeline(_stages(["ort-cuda"]), task="digits", seed=0).run(tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists(), "nothing trained, nothing written"
+    with pytest.raises(TargetError, match="pip install"):  # the run's own target too
+        Pipeline(_stages(None), task="digits", target="ort-cuda").run(tmp_path / "run2", quiet=True)
+    assert not (tmp_path / "run2").exists()
 
 
 @pytest.mark.slow

@@ -51,7 +51,11 @@ def test_an_objective_needs_only_forward_and_a_plain_loss_is_one_too():
         def forward(self, model, x, y):
             return nn.functional.cross_entropy(model(x), y)
 
-    for objective in (Plain(), TaskLoss(lambda m, x, y: nn.functional.cross_entropy(m(x), y)), lambda m, x, y: nn.functional.cross_entropy(m(x), y)):
+    for objective in (
+        Plain(),
+        TaskLoss(lambda m, x, y: nn.functional.cross_entropy(m(x), y)),
+        lambda m, x, y: nn.functional.cross_entropy(m(x), y),
+    ):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
         result = fit(model, task, objective, cfg, seed=0, desc="t", quiet=True)

@@ -73,7 +73,7 @@ def test_bad_model_arguments_and_names(write_recipe, tiny_recipe):
 def test_model_not_made_by_an_earlier_stage(write_recipe, tiny_recipe):
     tiny_recipe["stages"][1]["distill"]["teacher"] = "teachr"
     message = _error(write_recipe, tiny_recipe)
-    assert "stages[1] (distill): model 'teachr' is not made by an earlier stage (made so far: teacher)" in message
+    assert "stages[1] (distill): model 'teachr' is not made by an earlier stage (did you mean 'teacher'? made so far: teacher)" in message
 
 
 def test_unknown_task_loss_and_missing_model(write_recipe, tiny_recipe):
