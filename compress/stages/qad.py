@@ -15,7 +15,7 @@ from compress.deploy import add_int8_model, check_int8, describe_check
 from compress.distill.losses import LOSSES
 from compress.distill.objective import DistillObjective, ObjectiveSpec
 from compress.distill.record import TRAIN_STATE, training_of
-from compress.distill.trainer import FitConfig, fit
+from compress.distill.trainer import FitConfig, FitResult, fit
 from compress.fsio import atomic_path
 from compress.models.predict import torch_predictor
 from compress.records import QuantResult, Score
@@ -101,26 +101,15 @@ class Qad(Stage):
 
     def run(self, ctx: RunContext, cfg: QadConfig) -> RunContext:
         from compress.quant import choose_format
-        from compress.quant.formats import SAFE_INT8_WEIGHT
-        from compress.quant.qat import calibrate, export_qdq, prepare_qat
+        from compress.quant.qat import export_qdq
 
         cfg.objective().check("qad", ctx.task)
         fmt, why = choose_format(ctx.target.deploy_cpu().kind, reduce_range=cfg.reduce_range)
-        levels = SAFE_INT8_WEIGHT if fmt.reduce_range else 127
-        student = prepare_qat(ctx.module(cfg.model), momentum=cfg.momentum, weight_levels=levels)  # a copy: the FP32 model stays
-        teacher = ctx.module(cfg.teacher or cfg.model).eval().requires_grad_(False)
-        calibrate(student, [ctx.task.example_input(cfg.calibration_samples, split="train")])
-        metric = ctx.task.metric.name
-        before = ctx.task.evaluate(torch_predictor(student), "test")[metric]
-        objective = _QadObjective(student, teacher, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
-        objective.cache_enabled = cfg.augmentation(ctx.task) is None
-        with objective:
-            result = fit(
-                student, ctx.task, objective, cfg, seed=ctx.seed, desc=f"qad {cfg.output}", quiet=ctx.quiet, checkpoint=ctx.out(TRAIN_STATE)
-            )
+        student, result, before = self._train(ctx, cfg, fmt)
         dest = ctx.out(f"{cfg.output}.onnx")
         with atomic_path(dest) as tmp:
             export_qdq(student, ctx.task.example_input(2), tmp, opset=cfg.opset)
+        source = ctx.record(cfg.model)
         checked = check_int8(
             ctx,
             dest,
@@ -129,10 +118,9 @@ class Qad(Stage):
             why_float="no layer was fake-quantized",
             fix="use the quantize stage",
             min_agreement=cfg.min_agreement,
-            fp32=ctx.path(ctx.record(cfg.model).onnx) if ctx.record(cfg.model).onnx else None,
+            fp32=ctx.path(source.onnx) if source.onnx else None,
             what="the fake-quantized model",
         )
-        fake_quant = ctx.task.evaluate(torch_predictor(student), "test")[metric]
         quant = QuantResult(
             source=cfg.model,
             method="qad",
@@ -143,11 +131,33 @@ class Qad(Stage):
             reference="fake-quant",
             **checked.found(),
         )
+        metric = ctx.task.metric.name
+        fake_quant = ctx.task.evaluate(torch_predictor(student), "test")[metric]
         scores = [
             Score(split="test", runtime=r, metric=metric, value=v) for r, v in (("calibrated-only", before), ("fake-quant", fake_quant))
         ]
-        add_int8_model(ctx, cfg.output, ctx.record(cfg.model), dest, quant, checked, scores)
+        add_int8_model(ctx, cfg.output, source, dest, quant, checked, scores)
         ctx.update_model(cfg.output, training=training_of(result))
         ctx.log(f"  {cfg.output}: {ctx.relative(dest)}, {fmt.label}, test {metric} {checked.test[metric]:.4f} (ONNX Runtime INT8)")
         ctx.log(f"    {describe_check(checked, 'the fake-quantized model')}")
         return ctx
+
+    @staticmethod
+    def _train(ctx: RunContext, cfg: QadConfig, fmt) -> tuple[torch.nn.Module, FitResult, float]:
+        """The fake-quantized copy of the FP32 model, calibrated, then trained against the teacher; returns it,
+        its fit and its test metric after calibration only."""
+        from compress.quant.formats import SAFE_INT8_WEIGHT
+        from compress.quant.qat import calibrate, prepare_qat
+
+        levels = SAFE_INT8_WEIGHT if fmt.reduce_range else 127
+        student = prepare_qat(ctx.module(cfg.model), momentum=cfg.momentum, weight_levels=levels)  # a copy: the FP32 model stays
+        teacher = ctx.module(cfg.teacher or cfg.model).eval().requires_grad_(False)
+        calibrate(student, [ctx.task.example_input(cfg.calibration_samples, split="train")])
+        before = ctx.task.evaluate(torch_predictor(student), "test")[ctx.task.metric.name]
+        objective = _QadObjective(student, teacher, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
+        objective.cache_enabled = cfg.augmentation(ctx.task) is None
+        with objective:
+            result = fit(
+                student, ctx.task, objective, cfg, seed=ctx.seed, desc=f"qad {cfg.output}", quiet=ctx.quiet, checkpoint=ctx.out(TRAIN_STATE)
+            )
+        return student, result, before
