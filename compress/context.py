@@ -20,9 +20,10 @@ from compress.records import ModelRecord
 if TYPE_CHECKING:  # the target is built by the pipeline; the context only carries it
     from compress.bench.runners import TargetSpec
 
-__all__ = ["RunContext", "ModelRecord", "TaskSpec"]
+__all__ = ["RunContext", "ModelRecord", "TaskSpec", "WORK"]
 
 log = logging.getLogger("compress")
+WORK = ".work"  # a stage folder's scratch (see RunContext.work)
 
 
 @dataclass
@@ -52,6 +53,14 @@ class RunContext:
         if self.stage_dir is None:
             raise RuntimeError("RunContext.out() called outside a running stage")
         return self.stage_dir / filename
+
+    def work(self, filename: str) -> Path:
+        """Scratch inside the current stage's folder (an epoch checkpoint, finished trials): it survives an
+        interruption, so `--resume` continues there, is never a recorded output, and is removed once the
+        stage is recorded in the manifest."""
+        path = self.out(WORK) / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def module(self, name: str) -> nn.Module:
         """The model called `name`, rebuilt from its record and checkpoint on first use."""

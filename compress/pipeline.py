@@ -17,7 +17,7 @@ import torch
 
 from compress import distributed
 from compress.bench.runners import TargetSpec
-from compress.context import RunContext
+from compress.context import WORK, RunContext
 from compress.data.spec import TaskSpec
 from compress.errors import ArtifactError, RecipeError
 from compress.fsio import sha256_file, write_json, write_text
@@ -111,14 +111,15 @@ class Pipeline:
             environment=environment(self.target.deploy_cpu().as_dict()),
             metric=MetricInfo(name=ctx.task.metric.name, higher_is_better=ctx.task.metric.higher_is_better),
         )
-        manifest.save(run_dir / MANIFEST)  # from now on the folder is a run that --resume can continue
+        _save(manifest, previous, run_dir)  # from now on the folder is a run that --resume can continue
         hashes: dict[str, str] = {}
         parent = None
         for index, (sid, stage) in enumerate(zip(self.ids, self.stages, strict=True)):
             record = self._run_stage(ctx, index, sid, stage, parent, previous, hashes)
             hashes.update(record.outputs)
             manifest.stages.append(record)
-            manifest.save(run_dir / MANIFEST)
+            _save(manifest, previous, run_dir)
+            _clear_scratch(run_dir / sid)  # only now: a stop before this line still finds the stage's work
             _write_summary(ctx)
             parent = sid
             distributed.barrier()
@@ -174,8 +175,7 @@ class Pipeline:
         before, started, t0 = ctx.snapshot(), now(), time.perf_counter()
         ctx = stage.run(ctx, stage.cfg)
         duration = time.perf_counter() - t0
-        (ctx.stage_dir / ATTEMPT).unlink()
-        outputs = {ctx.relative(p): sha256_file(p) for p in sorted(ctx.stage_dir.rglob("*")) if p.is_file()}
+        outputs = {ctx.relative(p): sha256_file(p) for p in _outputs(ctx.stage_dir)}
         log.info("[%d/%d] %s: done in %.1f s", index + 1, len(self.stages), sid, duration)
         return StageRecord(
             id=sid,
@@ -253,6 +253,34 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _outputs(stage_dir: Path) -> list[Path]:
+    """A stage's recorded files: everything in its folder but its scratch, its attempt marker and the
+    temporary files of writes that never finished."""
+
+    def scratch(p: Path) -> bool:
+        rel = p.relative_to(stage_dir)
+        return rel.parts[0] in (WORK, ATTEMPT) or (p.name.startswith(".") and p.name.endswith(".tmp"))
+
+    return [p for p in sorted(stage_dir.rglob("*")) if p.is_file() and not scratch(p)]
+
+
+def _clear_scratch(stage_dir: Path) -> None:
+    """Remove what only an unfinished stage needs, once it is recorded (also after a reuse: leftovers)."""
+    shutil.rmtree(stage_dir / WORK, ignore_errors=True)
+    (stage_dir / ATTEMPT).unlink(missing_ok=True)
+    for tmp in stage_dir.rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _save(manifest: Manifest, previous: Manifest | None, run_dir: Path) -> None:
+    """Write the manifest. While a resume goes through the stages, the previous run's stages not reached
+    yet stay in it, so a stop during the sweep forgets no finished stage."""
+    manifest.updated = now()
+    done = {s.id for s in manifest.stages}
+    pending = [s for s in (previous.stages if previous else []) if s.id not in done]
+    manifest.model_copy(update={"stages": [*manifest.stages, *pending]}).save(run_dir / MANIFEST)
 
 
 def _write_summary(ctx: RunContext) -> None:

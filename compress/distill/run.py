@@ -163,7 +163,6 @@ def search_student(ctx: RunContext, cfg: Any, *, state_file: Path) -> tuple[nn.M
     best = saved["best"]
     student = build_model(cfg.model, ctx.task)
     student.load_state_dict(best["weights"])
-    state_file.unlink(missing_ok=True)
     info = {
         "controller": {
             "kind": "search",

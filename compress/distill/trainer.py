@@ -124,7 +124,8 @@ def fit(
 
     With `checkpoint`, the full training state (weights, objective, optimizer, schedule, random
     streams, best epoch so far) is written there atomically after every epoch and training resumes
-    from it when it exists; the file is removed when training ends. Under torchrun the work is split
+    from it when it exists. The file stays when training ends (a stop before the result is recorded
+    must not lose the epochs): its owner removes it, the pipeline once the stage is in the manifest. Under torchrun the work is split
     across ranks (see `compress.distributed`); `cfg.batch_size` stays the global batch.
     """
     rank, size = distributed.world()
@@ -171,15 +172,13 @@ def fit(
             result.best_val, result.best_epoch, state.best = val, epoch, copy.deepcopy(model.state_dict())
         bar.set_postfix(loss=f"{train_loss:.4f}", **{f"val_{metric.name}": f"{val:.4f}"})
         stop = cfg.patience is not None and epoch - result.best_epoch >= cfg.patience
-        if checkpoint is not None and distributed.is_main() and not stop and epoch < cfg.epochs:
+        if checkpoint is not None and distributed.is_main() and not stop:  # the last epoch too: see below
             _save_state(checkpoint, state.capture(epoch, step, optimizer, schedule, generator, data))
         if stop:
             break
     model.load_state_dict(state.best)
     model.eval()
     state.result.ranks_agree = distributed.ranks_agree(model)
-    if checkpoint is not None and distributed.is_main():
-        checkpoint.unlink(missing_ok=True)
     return state.result
 
 

@@ -154,9 +154,9 @@ class Distill(Stage):
     def run(self, ctx: RunContext, cfg: DistillConfig) -> RunContext:
         self._check(ctx, cfg)
         if cfg.controller is not None and cfg.controller.kind == "search":
-            student, result, info = search_student(ctx, cfg, state_file=ctx.out(SEARCH_STATE))
+            student, result, info = search_student(ctx, cfg, state_file=ctx.work(SEARCH_STATE))
         else:
-            student, result, info = train_student(ctx, cfg, seed=ctx.seed, checkpoint=ctx.out(TRAIN_STATE))
+            student, result, info = train_student(ctx, cfg, seed=ctx.seed, checkpoint=ctx.work(TRAIN_STATE))
         teacher = student if cfg.self_distill else ctx.module(cfg.teachers[0])  # self-distillation: its own average
         training = training_of(result).model_copy(update={**info, "params_vs_teacher": param_count(student) / param_count(teacher)})
         parent = None if cfg.self_distill else cfg.teachers[0]

@@ -158,6 +158,13 @@ class Qad(Stage):
         objective.cache_enabled = cfg.augmentation(ctx.task) is None
         with objective:
             result = fit(
-                student, ctx.task, objective, cfg, seed=ctx.seed, desc=f"qad {cfg.output}", quiet=ctx.quiet, checkpoint=ctx.out(TRAIN_STATE)
+                student,
+                ctx.task,
+                objective,
+                cfg,
+                seed=ctx.seed,
+                desc=f"qad {cfg.output}",
+                quiet=ctx.quiet,
+                checkpoint=ctx.work(TRAIN_STATE),
             )
         return student, result, before

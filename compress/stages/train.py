@@ -44,7 +44,7 @@ class Train(Stage):
             seed=ctx.seed,
             desc=f"train {cfg.name}",
             quiet=ctx.quiet,
-            checkpoint=ctx.out(TRAIN_STATE),
+            checkpoint=ctx.work(TRAIN_STATE),
         )
         register_model(ctx, cfg.name, cfg.model, model, training_of(result))
         return ctx

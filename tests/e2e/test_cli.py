@@ -69,7 +69,7 @@ def test_killed_during_distill_resumes_from_its_last_epoch(write_recipe, tiny_re
         start_new_session=True,
     )
     deadline = time.monotonic() + 90
-    while not (out / "distill" / "train_state.pt").is_file() and time.monotonic() < deadline and proc.poll() is None:
+    while not (out / "distill" / ".work" / "train_state.pt").is_file() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)  # the epoch checkpoint appears after distill's first epoch
     time.sleep(0.5)
     assert proc.poll() is None, "the run ended before it could be killed during distill"

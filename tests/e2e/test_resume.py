@@ -1,5 +1,7 @@
 """Resume reuses a stage only when its config, the run settings and its input files are unchanged."""
 
+import json
+
 import pytest
 
 from compress.errors import ArtifactError
@@ -65,3 +67,64 @@ def test_existing_folders_are_protected(tmp_path):
     (tmp_path / "broken" / "manifest.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="not a readable edge-compress manifest"):
         pipeline().run(tmp_path / "broken", resume=True, quiet=True)
+
+
+class Stop(BaseException):
+    """A stop (kill, power cut) at a chosen moment, simulated in-process."""
+
+
+def _stop_at_save(monkeypatch, call: int) -> None:
+    """Make the pipeline's `call`-th manifest write (1 = the first) stop the process instead."""
+    import compress.pipeline
+
+    real, calls = compress.pipeline._save, []
+
+    def save(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise Stop
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(compress.pipeline, "_save", save)
+
+
+def test_a_stop_between_a_finished_stage_and_its_record_loses_no_epoch(tmp_path, tiny_recipe, write_recipe, monkeypatch):
+    tiny_recipe["stages"] = tiny_recipe["stages"][:2]
+    recipe = write_recipe(tiny_recipe)
+    _stop_at_save(monkeypatch, 3)  # 1: the empty manifest, 2: after train, 3: after distill
+    with pytest.raises(Stop):
+        Pipeline.from_recipe(recipe).run(tmp_path / "run", quiet=True)
+    assert (tmp_path / "run" / "distill" / ".work" / "train_state.pt").is_file(), "the finished training's state is kept"
+    monkeypatch.undo()
+    manifest = Pipeline.from_recipe(recipe).run(tmp_path / "run", resume=True, quiet=True)
+    distill = manifest.find("distill")
+    assert [s.status for s in manifest.stages] == ["reused", "done"]
+    assert distill.models["student"].training.resumed_after_epoch == 3, "all 3 epochs came back, none was trained again"
+    assert list(distill.outputs) == ["distill/student.pt"] and not (tmp_path / "run" / "distill" / ".work").exists()
+
+
+def test_a_stop_during_the_resume_sweep_forgets_no_finished_stage(tmp_path, tiny_recipe, write_recipe, monkeypatch):
+    tiny_recipe["stages"] = tiny_recipe["stages"][:3]
+    recipe = write_recipe(tiny_recipe)
+    Pipeline.from_recipe(recipe).run(tmp_path / "run", quiet=True)
+    _stop_at_save(monkeypatch, 2)  # after the first stage has been found reusable
+    with pytest.raises(Stop):
+        Pipeline.from_recipe(recipe).run(tmp_path / "run", resume=True, quiet=True)
+    saved = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert [s["id"] for s in saved["stages"]] == ["train", "distill", "export"]
+    monkeypatch.undo()
+    again = Pipeline.from_recipe(recipe).run(tmp_path / "run", resume=True, quiet=True)
+    assert [s.status for s in again.stages] == ["reused"] * 3
+
+
+def test_stray_temporary_files_are_never_outputs_and_are_swept(tmp_path):
+    from compress.pipeline import _clear_scratch, _outputs
+
+    stage = tmp_path / "export"
+    (stage / ".work").mkdir(parents=True)
+    for name in ("student.onnx", ".student.onnx.a1b2.tmp", ".attempt", ".work/train_state.pt", "plots/a.png"):
+        (stage / name).parent.mkdir(parents=True, exist_ok=True)
+        (stage / name).write_text("x")
+    assert [p.relative_to(stage).as_posix() for p in _outputs(stage)] == ["plots/a.png", "student.onnx"]
+    _clear_scratch(stage)
+    assert sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*")) == ["plots", "plots/a.png", "student.onnx"]
