@@ -46,7 +46,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     run.add_argument("--out", type=Path, help="run folder (default: runs/<recipe name>)")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="reuse finished stages whose config and inputs are unchanged")
-    mode.add_argument("--overwrite", action="store_true", help="delete an existing run in the folder and start again")
+    mode.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in the folder (it deletes only the files that run wrote; anything else there makes it refuse)",
+    )
     run.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars or stage lines; only the final summary of models and paths"
     )

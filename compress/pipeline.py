@@ -242,11 +242,53 @@ def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Manifes
             raise ArtifactError(
                 f"{run_dir} already holds a run", fix="pass --resume to continue it, --overwrite to start again, or --out DIR"
             )
-        shutil.rmtree(run_dir)
+        _remove_run(run_dir)
+    elif run_dir.exists() and not run_dir.is_dir():
+        raise ArtifactError(f"--out {run_dir} is a file, not a folder", fix="choose another --out")
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise ArtifactError(f"{run_dir} exists and is not an edge-compress run folder", fix="choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def _remove_run(run_dir: Path) -> None:
+    """--overwrite: delete an earlier run of ours, and only that. The folder's manifest must be one we wrote;
+    every file in it must be one the run wrote (its manifest, summary, the stages' recorded outputs, an
+    unfinished stage's folder). Anything else makes it refuse, before anything is deleted."""
+    try:
+        manifest = Manifest.load(run_dir / MANIFEST)
+    except ArtifactError:
+        raise ArtifactError(
+            f"--overwrite: {run_dir / MANIFEST} is not an edge-compress manifest; nothing was deleted", fix="choose another --out"
+        ) from None
+    ours = {run_dir / MANIFEST, run_dir / SUMMARY} | {run_dir / p for stage in manifest.stages for p in stage.outputs}
+    unfinished = [d for d in run_dir.iterdir() if (d / ATTEMPT).is_file()]  # stage folders of a stopped stage
+    foreign = [
+        p
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p not in ours and not any(d in p.parents for d in unfinished) and not _scratch_of_ours(run_dir, p, manifest)
+    ]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise ArtifactError(
+            f"--overwrite: {run_dir} holds files edge-compress did not write: {foreign[0].relative_to(run_dir)}{more}; nothing was deleted",
+            fix="move them out of the run folder, or choose another --out",
+        )
+    for path in ours:
+        path.unlink(missing_ok=True)
+    for folder in unfinished:
+        shutil.rmtree(folder)
+    for folder in sorted((d for d in run_dir.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _scratch_of_ours(run_dir: Path, path: Path, manifest: Manifest) -> bool:
+    """A recorded stage's leftover scratch (a stop before it was cleared) or an unfinished write's temp file."""
+    rel = path.relative_to(run_dir).parts
+    stage_ids = {s.id for s in manifest.stages}
+    in_stage = len(rel) > 1 and rel[0] in stage_ids
+    return (in_stage and rel[1] in (WORK, ATTEMPT)) or (path.name.startswith(".") and path.name.endswith(".tmp"))
 
 
 def _seed_everything(seed: int) -> None:

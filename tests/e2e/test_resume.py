@@ -65,6 +65,9 @@ def test_existing_folders_are_protected(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "precious"
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="is not an edge-compress manifest; nothing was deleted"):
+        pipeline().run(tmp_path / "broken", overwrite=True, quiet=True)
+    assert (tmp_path / "broken" / "manifest.json").read_text() == "{not json"
     with pytest.raises(ArtifactError, match="not a readable edge-compress manifest"):
         pipeline().run(tmp_path / "broken", resume=True, quiet=True)
 
@@ -128,3 +131,41 @@ def test_stray_temporary_files_are_never_outputs_and_are_swept(tmp_path):
     assert [p.relative_to(stage).as_posix() for p in _outputs(stage)] == ["plots/a.png", "student.onnx"]
     _clear_scratch(stage)
     assert sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*")) == ["plots", "plots/a.png", "student.onnx"]
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_deletes_only_what_a_run_of_ours_wrote(tmp_path):
+    web = tmp_path / "webapp"  # a project folder that happens to hold a manifest.json of its own
+    (web / "src").mkdir(parents=True)
+    (web / "manifest.json").write_text('{"name": "my-pwa", "start_url": "/"}')
+    (web / "src" / "app.py").write_text("print('precious')")
+    before = _tree(web)
+    with pytest.raises(ArtifactError, match="is not an edge-compress manifest; nothing was deleted"):
+        pipeline().run(web, overwrite=True, quiet=True)
+    assert _tree(web) == before
+
+    run = tmp_path / "run"
+    pipeline().run(run, quiet=True)
+    (run / "notes.txt").write_text("mine")
+    (run / "distill" / "my_plot.png").write_bytes(b"mine too")
+    before = _tree(run)
+    with pytest.raises(ArtifactError, match=r"holds files edge-compress did not write: distill/my_plot.png \(and 1 more\)"):
+        pipeline().run(run, overwrite=True, quiet=True)
+    assert _tree(run) == before, "nothing is deleted when anything foreign is there"
+
+    (run / "notes.txt").unlink()
+    (run / "distill" / "my_plot.png").unlink()
+    (run / "distill" / ".work").mkdir()
+    (run / "distill" / ".work" / "train_state.pt").write_bytes(b"left by a stop")  # our scratch counts as ours
+    again = pipeline().run(run, overwrite=True, quiet=True)
+    assert all(s.status == "done" for s in again.stages) and not (run / "distill" / ".work").exists()
+
+
+def test_an_out_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "run").write_text("x")
+    with pytest.raises(ArtifactError, match="is a file, not a folder"):
+        pipeline().run(tmp_path / "run", quiet=True)
+    assert (tmp_path / "run").read_text() == "x"
