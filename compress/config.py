@@ -33,4 +33,4 @@ Agreement = Annotated[float, Field(ge=0, le=1)]
 class StageConfig(BaseModel):
     """Unknown keys are errors; configs are frozen, plain JSON-able data (hashed for resume)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

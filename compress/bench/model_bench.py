@@ -27,7 +27,7 @@ REGRESS_TIMING = TimingConfig(warmup=20, rounds=15, min_iters=20, min_time_s=0.1
 class BenchSettings(BaseModel):
     """How a model is measured; a baseline stores these so `regress` measures the same way."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     target: TargetSpec = Field(default_factory=TargetSpec)
     batch_sizes: BatchSizes = Field([1], description="batch sizes to time")

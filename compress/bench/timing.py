@@ -21,7 +21,7 @@ QUANTILES = np.linspace(0, 100, 41)
 
 
 class TimingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     warmup: int = Field(10, ge=0, description="untimed calls before measuring")
     warmup_time_s: float = Field(0.05, ge=0, description="and at least this much untimed time (caches, clocks, lazy init settle)")

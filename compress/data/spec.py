@@ -18,7 +18,7 @@ class TaskSpec(BaseModel):
     """A built-in task by `name`, a gymnasium environment by `env` (a policy task), or the user's
     `factory` (`module:function` returning `TaskData`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str | None = Field(None, description="built-in task: digits, mnist1d or diabetes")
     env: str | None = Field(

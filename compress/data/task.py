@@ -44,6 +44,21 @@ class TaskData:
         for split in ("train", "val", "test"):
             if len(getattr(self, split)) == 0:  # type: ignore[arg-type]
                 raise DataError(f"task {self.name!r}: the {split} split is empty")
+            self._check_finite(split)
+
+    def _check_finite(self, split: str) -> None:
+        """NaN or inf in the data would train a NaN model: refused before training, naming the first sample.
+        (Checked on tensor datasets, which hold their data; other datasets are read only while training.)"""
+        for role, tensor in zip(("inputs", "targets"), getattr(getattr(self, split), "tensors", ()), strict=False):
+            if not tensor.is_floating_point():
+                continue
+            bad = ~torch.isfinite(tensor.reshape(len(tensor), -1)).all(dim=1)
+            if bad.any():
+                first = int(bad.nonzero()[0])
+                raise DataError(
+                    f"task {self.name!r}: the {split} split's {role} hold NaN or inf ({int(bad.sum())} samples, the first at index {first})",
+                    fix="drop or impute those samples before training",
+                )
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -26,7 +26,7 @@ class ControllerConfig(BaseModel):
     """`kind: learned` (the agent) or `kind: search` (Optuna TPE: one training per constant setting,
     `trials` of them sharing the stage's epochs, the best validated student kept)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["learned", "search"] = Field("learned", description="learned: per-epoch agent; search: Optuna TPE over constant settings")
     temperature: tuple[float, float] = Field((0.5, 8.0), description="bounds of the temperature (searched on a log scale)")

@@ -20,7 +20,7 @@ __all__ = ["DaggerConfig", "Dagger", "StateBuffer"]
 
 
 class DaggerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     episodes: int = Field(4, ge=1, description="student episodes per epoch whose states the teacher relabels")
 

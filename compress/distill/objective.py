@@ -28,7 +28,7 @@ EMA = "ema"  # the teacher name that means self-distillation from an exponential
 class FeaturePair(BaseModel):
     """One intermediate-feature term: `{student: layer2, teacher: layer2, loss: hint, weight: 1.0}`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     student: str = Field(description="module path in the student, e.g. layer2 or layer2.0.body")
     teacher: str = Field(description="module path in the teacher")
@@ -47,7 +47,7 @@ class ObjectiveSpec(BaseModel):
     their configs (`cfg.objective()`): response loss against the teachers' combined outputs at a
     temperature, mixed with the hard-label loss by alpha, plus feature-pair terms."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     loss: str = "kd"
     temperature: float | Schedule = 4.0

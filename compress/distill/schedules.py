@@ -49,7 +49,7 @@ class Schedule(BaseModel):
     from `start` to `end` as the student's validation metric approaches the teacher's).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["constant", "linear", "cosine", "step", "adaptive"]
     start: float

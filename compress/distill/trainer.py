@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from compress import distributed
 from compress.config import StageConfig
 from compress.data.task import TaskData
-from compress.errors import RecipeError
+from compress.errors import ModelError, RecipeError
 from compress.fsio import atomic_path
 from compress.models.predict import torch_predictor
 
@@ -74,7 +74,7 @@ class TaskLoss(Objective):
 class FitConfig(StageConfig):
     """Optimisation settings shared by every training stage."""
 
-    epochs: int = Field(60, ge=0, description="maximum training epochs")
+    epochs: int = Field(60, ge=1, description="maximum training epochs")
     batch_size: int = Field(64, ge=1, description="training batch size")
     lr: float = Field(3e-3, gt=0, description="peak learning rate (AdamW, cosine decay to 0)")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
@@ -157,6 +157,7 @@ def fit(
         grown = data.before_epoch(model, epoch) if data is not None and epoch > 1 else {}
         knobs = _start_epoch(loss_fn, (epoch - 1) / max(cfg.epochs, 1), state.gaps, moving=moving)
         train_loss = _train_epoch(model, runner, loader, optimizer, schedule, cfg.augmentation(task), cfg.grad_clip, loss_fn)
+        _check_finite(model, train_loss, desc=desc, epoch=epoch, lr=cfg.lr)
         distributed.sync_state(model)  # BatchNorm statistics differ per shard; rank 0's decide
         model.eval()
         val = distributed.broadcast_object(task.evaluate(torch_predictor(model), "val")[metric.name])
@@ -264,6 +265,16 @@ def _load_state(path: Path) -> dict[str, Any] | None:
     except Exception as err:  # a damaged file: start the stage again rather than fail the run
         log.warning("  ignoring unreadable training checkpoint %s (%s); starting the stage again", path, err)
         return None
+
+
+def _check_finite(model: nn.Module, loss: float, *, desc: str, epoch: int, lr: float) -> None:
+    """Divergence is an error, not a model: a non-finite loss or weight stops training before it is saved."""
+    bad = not math.isfinite(loss) or any(not torch.isfinite(p).all() for p in model.parameters())
+    if distributed.broadcast_object(bad if distributed.is_main() else None):
+        raise ModelError(
+            f"{desc}: training diverged in epoch {epoch} (loss {loss:g}, or weights no longer finite)",
+            fix=f"lower lr (now {lr:g}), set grad_clip, or look for extreme values in the data",
+        )
 
 
 def _start_epoch(loss_fn: Objective, progress: float, gaps: list[float], *, moving: bool) -> dict[str, float]:

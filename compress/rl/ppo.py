@@ -24,7 +24,7 @@ INSTALL = "pip install 'edge-compress[rl]'"
 class PPOConfig(BaseModel):
     """PPO settings (stable-baselines3 names); the defaults train CartPole-v1 and Acrobot-v1 in ~10^5 steps."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     timesteps: int = Field(100_000, ge=1, description="environment steps to train for, over all parallel environments")
     n_envs: int = Field(8, ge=1, description="parallel environments")

@@ -3,6 +3,7 @@ then run in ONNX Runtime on a real test batch and compared with PyTorch. Beyond 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field
@@ -65,6 +66,11 @@ class Export(Stage):
 
 
 def _enforce(name: str, gap: Agreement, cfg: ExportConfig) -> None:
+    if not math.isfinite(gap.max_abs_diff):
+        raise ArtifactError(
+            f"export of {name!r}: the model's outputs are not finite (NaN or inf) on real test inputs",
+            fix="retrain it: its weights or its arithmetic overflowed",
+        )
     if gap.max_abs_diff > cfg.atol:
         raise ArtifactError(
             f"export of {name!r}: ONNX Runtime differs from PyTorch by {gap.max_abs_diff:.3g} (atol {cfg.atol:g})",

@@ -39,7 +39,7 @@ class PruneTarget(BaseModel):
     """When to stop: `{kind: ratio, value: 0.5}` (fraction of channels removed), `{kind: params, value: 20000}`,
     `{kind: macs, value: 1e6}` or `{kind: latency_ms, value: 0.3, batch_size: 32}` (p50 on the run's target)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["ratio", "params", "macs", "latency_ms"] = "ratio"
     value: float = Field(0.5, gt=0, description="the ratio (0 to 1), or the most params / MACs / milliseconds allowed")

@@ -26,7 +26,7 @@ __all__ = ["Quantize", "QuantizeConfig", "CalibrationConfig", "TuneConfig"]
 
 
 class CalibrationConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     method: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="how activation ranges are set from the samples")
     samples: int = Field(256, ge=1, description="calibration samples, taken in order from the split")
@@ -39,7 +39,7 @@ class CalibrationConfig(BaseModel):
 class TuneConfig(BaseModel):
     """Accuracy-driven tuning: stop at the first configuration within `tolerable_loss` of FP32 (validation split)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     tolerable_loss: float = Field(gt=0, description="largest accepted metric loss vs the FP32 ONNX model on the validation split")
     relative: bool = Field(False, description="tolerable_loss is a fraction of the FP32 metric (0.01 = 1%), not metric points")

@@ -25,9 +25,9 @@ from compress.stages.quantize import CalibrationConfig, TuneConfig
 from tests.conftest import TINY
 
 FIT = {
-    "epochs": (-1, "greater than or equal to 0"),
+    "epochs": (0, "greater than or equal to 1"),
     "batch_size": (0, "greater than or equal to 1"),
-    "lr": (0, "greater than 0"),
+    "lr": (float("inf"), "finite number"),
     "weight_decay": (-0.1, "greater than or equal to 0"),
     "patience": (0, "greater than or equal to 1"),
     "grad_clip": (0, "greater than 0"),
@@ -143,6 +143,7 @@ PRUNE_TARGET_CASES = {
 }
 FINETUNE_CASES = {
     **FIT,
+    "epochs": (-1, "greater than or equal to 0"),  # 0: no fine-tuning between steps
     "final_epochs": (-1, "greater than or equal to 0"),
     "teacher": ("a b", "should match pattern"),
     "loss": ("kld", "unknown distillation loss 'kld'"),

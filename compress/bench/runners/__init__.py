@@ -52,7 +52,7 @@ RUNNERS: Registry[type] = Registry("benchmark target")
 class TargetSpec(BaseModel):
     """Where a model runs: a registered target (`edge-compress bench --help` lists them) and its settings."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field("ort-cpu", description="runtime and device, e.g. ort-cpu, ort-cuda, openvino-cpu, torch-cpu, torch-cuda")
     threads: int | None = Field(None, ge=1, description="intra-op CPU threads; default: all cores")
