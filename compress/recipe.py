@@ -43,12 +43,33 @@ def load_recipe(path: str | Path) -> tuple[Recipe, list[Stage]]:
         raise RecipeError(f"recipe {str(path)!r} does not exist", fix="check the path (recipes ship in pipelines/)")
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no tags that run code
+    except _DuplicateKey as dup:
+        raise RecipeError(f"{path}:{dup.line}: duplicate key {dup.key!r} (first at line {dup.first})", fix="keep one of them") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise RecipeError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
     return parse_recipe(data, source=str(path), text=text)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error instead of the last one winning."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(key, line, seen[key])
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_recipe(data: Any, *, source: str = "<recipe>", text: str | None = None) -> tuple[Recipe, list[Stage]]:

@@ -123,3 +123,28 @@ def test_bare_stage_name_uses_defaults(write_recipe, tiny_recipe):
     _, stages = load_recipe(write_recipe(tiny_recipe))
     assert [s.name for s in stages[2:]] == ["export", "report"]
     assert stages[2].cfg == type(stages[2]).Config()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: a\nname: b\ntask: {name: digits}\nstages: [report]\n", "recipe.yaml:2: duplicate key 'name' (first at line 1)"),
+        (
+            "name: a\ntask: {name: digits}\nstages:\n  - train:\n      name: t\n      model: {arch: mlp}\n      epochs: 3\n      epochs: 5\n",
+            "recipe.yaml:8: duplicate key 'epochs' (first at line 7)",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_an_error_with_both_lines(tmp_path, text, message):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_loader_still_runs_no_code(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['echo pwned']\ntask: {name: digits}\nstages: [report]\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(path)
