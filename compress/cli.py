@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ examples:
                                                          latency regression test for CI (exit 1 on regression)
 
 exit codes: 0 success, 1 internal error (a bug: please report it) or, for regress, a regression,
-2 bad input (recipe, data, files, unavailable target), 130 interrupted.
+2 bad input (recipe, data, files, unavailable target), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 
@@ -96,14 +97,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
     handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, "schema": _schema, **more}
+    previous = signal.signal(signal.SIGTERM, _terminated)  # a job scheduler's stop is handled like Ctrl-C
     try:
         return handlers[args.command](args)
     except CompressError as err:
         print(f"edge-compress: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("edge-compress: interrupted; finished stages are kept, run again with --resume to continue", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        how = "terminated (SIGTERM)" if terminated else "interrupted"
+        after = "; finished stages are kept, run again with --resume to continue" if args.command == "run" else ""
+        print(f"edge-compress: {how}{after}", file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so it stops the way Ctrl-C does (atomic writes, resumable)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def _run(args: argparse.Namespace) -> int:

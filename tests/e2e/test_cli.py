@@ -102,3 +102,30 @@ def test_killed_during_distill_resumes_from_its_last_epoch(write_recipe, tiny_re
 def test_resume_and_overwrite_exclude_each_other(flags, write_recipe, tiny_recipe):
     result = cli("run", write_recipe(tiny_recipe), *flags)
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_run_like_ctrl_c_and_it_resumes(write_recipe, tiny_recipe, tmp_path):
+    tiny_recipe["stages"][1]["distill"]["epochs"] = 400
+    recipe, out = write_recipe(tiny_recipe), tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "compress", "run", str(recipe), "--out", str(out), "--quiet"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 90
+    while not (out / "distill" / ".work" / "train_state.pt").is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "edge-compress: terminated (SIGTERM); finished stages are kept, run again with --resume to continue"
+    )
+    resumed = cli("run", recipe, "--out", out, "--resume", "--quiet", timeout=180)
+    assert resumed.returncode == 0 and "reused stages: train\n" in resumed.stdout, resumed.stderr
+    student = json.loads((out / "manifest.json").read_text())["stages"][1]["models"]["student"]["training"]
+    assert student["resumed_after_epoch"] >= 1
