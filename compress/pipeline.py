@@ -3,12 +3,15 @@ and on `resume` reuses every stage whose config, run settings and input files ar
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
 import shutil
+import socket
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ __all__ = ["Pipeline"]
 
 log = logging.getLogger("compress")
 SUMMARY = "summary.json"
+LOCK = ".lock"  # in a run folder while a process works in it (see _locked)
 ATTEMPT = ".attempt"  # in a stage folder while the stage runs: its key, so --resume can continue its epochs
 
 
@@ -100,6 +104,12 @@ class Pipeline:
         if not distributed.is_main():
             return self._follow(run_dir)
         self._check_targets()
+        if resume and overwrite:
+            raise RecipeError("--resume and --overwrite exclude each other", fix="pick one")
+        with _locked(run_dir):
+            return self._run(run_dir, resume=resume, overwrite=overwrite, quiet=quiet)
+
+    def _run(self, run_dir: Path, *, resume: bool, overwrite: bool, quiet: bool) -> Manifest:
         previous = _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
         created = previous.created if previous else now()
         ctx = self._context(run_dir, quiet)
@@ -243,12 +253,39 @@ def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Manifes
                 f"{run_dir} already holds a run", fix="pass --resume to continue it, --overwrite to start again, or --out DIR"
             )
         _remove_run(run_dir)
-    elif run_dir.exists() and not run_dir.is_dir():
-        raise ArtifactError(f"--out {run_dir} is a file, not a folder", fix="choose another --out")
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.exists() and any(p.name != LOCK for p in run_dir.iterdir()):
         raise ArtifactError(f"{run_dir} exists and is not an edge-compress run folder", fix="choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     return None
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder for this process: a second run, resume or overwrite of it is refused with one
+    line naming the holder, instead of two processes writing the same files."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ArtifactError(f"--out {run_dir} is a file, not a folder", fix="choose another --out")
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = path.read_text(encoding="utf-8").strip() or "another process"
+        raise ArtifactError(f"{run_dir} is in use by {holder}", fix="wait for it to finish, or choose another --out") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"edge-compress (process {os.getpid()} on {socket.gethostname()}, since {now()})".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)  # closing releases the lock
 
 
 def _remove_run(run_dir: Path) -> None:
@@ -266,7 +303,11 @@ def _remove_run(run_dir: Path) -> None:
     foreign = [
         p
         for p in sorted(run_dir.rglob("*"))
-        if p.is_file() and p not in ours and not any(d in p.parents for d in unfinished) and not _scratch_of_ours(run_dir, p, manifest)
+        if p.is_file()
+        and p not in ours
+        and p != run_dir / LOCK  # ours, and held by this process
+        and not any(d in p.parents for d in unfinished)
+        and not _scratch_of_ours(run_dir, p, manifest)
     ]
     if foreign:
         more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""

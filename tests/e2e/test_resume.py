@@ -169,3 +169,26 @@ def test_an_out_that_is_a_file_is_one_line(tmp_path):
     with pytest.raises(ArtifactError, match="is a file, not a folder"):
         pipeline().run(tmp_path / "run", quiet=True)
     assert (tmp_path / "run").read_text() == "x"
+
+
+def test_a_second_process_in_a_run_folder_is_refused_naming_the_holder(tmp_path):
+    import fcntl
+    import os
+
+    run = tmp_path / "run"
+    pipeline().run(run, quiet=True)
+    before = _tree(run)
+    fd = os.open(run / ".lock", os.O_RDWR | os.O_CREAT)  # another process is working in the folder
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, b"edge-compress (process 4242 on ci-7, since 2026-11-27T10:00:00+00:00)")
+        for kwargs in ({"resume": True}, {"overwrite": True}):
+            with pytest.raises(ArtifactError, match=r"is in use by edge-compress \(process 4242 on ci-7"):
+                pipeline().run(run, quiet=True, **kwargs)
+    finally:
+        os.close(fd)
+    (run / ".lock").unlink()
+    assert _tree(run) == before, "the refused processes touched nothing"
+    again = pipeline().run(run, resume=True, quiet=True)  # the holder is gone: the folder is free
+    assert statuses(again) == [("train", "reused"), ("distill", "reused"), ("export", "reused")]
+    assert not (run / ".lock").exists()
