@@ -21,7 +21,7 @@ from torch import nn
 from compress.bench.runners import Sessions, TargetSpec
 from compress.bench.runners.ort import OrtCpuRunner
 from compress.context import RunContext
-from compress.errors import ArtifactError, RecipeError
+from compress.errors import ArtifactError, RecipeError, first_line
 from compress.fsio import atomic_path
 from compress.records import Agreement, Deployed, ModelRecord, QuantResult, Score, Speed
 
@@ -62,7 +62,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, *, opset: i
         try:
             onnx.checker.check_model(str(tmp), full_check=True)
         except onnx.checker.ValidationError as err:
-            raise ArtifactError(f"exported {path.name} fails onnx.checker: {str(err).splitlines()[0]}") from None
+            raise ArtifactError(f"exported {path.name} fails onnx.checker: {first_line(err)}") from None
 
 
 def parity(model: nn.Module, predict, batch: torch.Tensor, *, classification: bool) -> Agreement:
@@ -144,7 +144,7 @@ def check_int8(
         onnx.checker.check_model(str(path), full_check=True)
     except onnx.checker.ValidationError as err:
         path.unlink(missing_ok=True)
-        raise ArtifactError(f"quantized {path.name} fails onnx.checker: {str(err).splitlines()[0]}") from None
+        raise ArtifactError(f"quantized {path.name} fails onnx.checker: {first_line(err)}") from None
     ops = float_ops(path, ctx.target.num_threads)
     if not set(ops["integer_ops"]) - {"QuantizeLinear", "DequantizeLinear"}:
         path.unlink()

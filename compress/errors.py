@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CompressError", "RecipeError", "DataError", "ModelError", "ArtifactError", "TargetError"]
+__all__ = ["CompressError", "RecipeError", "DataError", "ModelError", "ArtifactError", "TargetError", "first_line"]
 
 
 class CompressError(Exception):
@@ -37,3 +37,10 @@ class ArtifactError(CompressError):
 
 class TargetError(CompressError):
     """A benchmark target (runtime and device) is not available on this machine."""
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message in one line for an error we raise in its place: its first non-empty line,
+    or its type's name when it has no message (an EOFError from an empty file has none)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from compress.errors import ArtifactError
+from compress.errors import ArtifactError, first_line
 from compress.fsio import sha256_file, write_json
 from compress.migrate import upgrade_manifest
 from compress.records import MetricInfo, ModelRecord
@@ -92,7 +92,7 @@ class Manifest(BaseModel):
                 )
             return cls.model_validate(upgrade_manifest(data))
         except (OSError, ValidationError, ValueError) as err:
-            first = str(err).splitlines()[0]
+            first = first_line(err)
             raise ArtifactError(f"{path}: not a readable edge-compress manifest ({first})", fix="start again with --overwrite") from None
 
 

@@ -16,7 +16,7 @@ from compress.bench.runners.pytorch import load_pt2
 from compress.bench.timing import TimingConfig, measure_rounds
 from compress.config import BatchSizes
 from compress.data.spec import TaskSpec
-from compress.errors import ArtifactError, DataError, ModelError
+from compress.errors import ArtifactError, DataError, ModelError, first_line
 from compress.fsio import sha256_file
 
 __all__ = ["BenchSettings", "bench_model", "model_source", "sample_shape", "inputs_for", "measure_sessions", "time_batches", "evaluate"]
@@ -57,9 +57,7 @@ def _onnx_sample_shape(path: Path) -> tuple[int, ...] | None:
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as err:  # onnx raises DecodeError and friends
-        raise ArtifactError(
-            f"{path} is not a readable ONNX file ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
-        ) from None
+        raise ArtifactError(f"{path} is not a readable ONNX file ({first_line(err)})") from None
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     dims = inputs[0].type.tensor_type.shape.dim[1:]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compress.errors import DataError
+from compress.errors import DataError, first_line
 from compress.registry import did_you_mean
 
 __all__ = ["Episodes", "check_env_id", "env_spaces", "make_env", "run_episodes"]
@@ -42,7 +42,7 @@ def make_env(env_id: str):
     try:
         env = gym.make(env_id)
     except gym.error.DependencyNotInstalled as err:
-        raise DataError(f"environment {env_id!r} needs a package that is not installed: {str(err).splitlines()[0]}") from None
+        raise DataError(f"environment {env_id!r} needs a package that is not installed: {first_line(err)}") from None
     if not isinstance(env.action_space, gym.spaces.Discrete):
         env.close()
         raise DataError(

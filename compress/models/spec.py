@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
 
 from compress.data.task import TaskData
-from compress.errors import DataError, ModelError
+from compress.errors import DataError, ModelError, first_line
 from compress.fsio import atomic_path
 from compress.imports import check_callable_spec, resolve_callable
 from compress.models.structure import describe, reshape
@@ -88,7 +88,7 @@ def check_fits_task(model: nn.Module, label: str, task: TaskData) -> None:
         with torch.no_grad():
             out = model(example)
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
+        first = first_line(err)
         raise DataError(
             f"model {label!r} cannot take task {task.name!r} inputs of shape {tuple(example.shape)}: {first}",
             fix="change the model's input size or the task",
@@ -103,6 +103,21 @@ def check_fits_task(model: nn.Module, label: str, task: TaskData) -> None:
         )
 
 
+_CHECKPOINT_FIX = "save the model's weights with torch.save(model.state_dict(), path)"
+
+
+def _why_unreadable(path: Path, err: Exception) -> str:
+    """Why torch could not load `path` safely, in our words: torch's own advice for a file that needs more
+    than tensors (retry with weights_only=False) would run whatever code the file holds."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if "Unsupported global" in str(err):  # a pickled object, class or function: only code could rebuild it
+        return "it holds more than tensors (loading it would run code from the file, which edge-compress never does)"
+    if "Weights only load failed" in str(err):
+        return "not a PyTorch checkpoint (its bytes are not a saved state dict)"
+    return f"not a PyTorch checkpoint ({first_line(err)})"
+
+
 def load_checkpoint(model: nn.Module, path: str | Path) -> None:
     """Load a state dict (or `{"state_dict": ...}`) saved by `torch.save`, never unpickling code."""
     path = Path(path)
@@ -111,7 +126,7 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or unsafe files
-        raise ModelError(f"cannot read checkpoint {str(path)!r}: {str(err).splitlines()[0]}") from None
+        raise ModelError(f"cannot read checkpoint {str(path)!r}: {_why_unreadable(path, err)}", fix=_CHECKPOINT_FIX) from None
     structure = state.get("structure") if isinstance(state, dict) else None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]

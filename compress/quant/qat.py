@@ -24,7 +24,7 @@ import torch
 from torch import fx, nn
 from torch.nn.utils import parametrize
 
-from compress.errors import ModelError
+from compress.errors import ModelError, first_line
 
 __all__ = ["ActQuant", "WeightQuant", "prepare_qat", "calibrate", "freeze_ranges", "export_qdq", "quantizers"]
 
@@ -114,7 +114,7 @@ def prepare_qat(model: nn.Module, *, momentum: float = 0.01, weight_levels: int 
         graph_module = fuse(source)  # folds Conv+BatchNorm (and Linear+BatchNorm1d)
     except Exception as err:
         raise ModelError(
-            f"qad: cannot trace {type(model).__name__} with torch.fx ({str(err).splitlines()[0]})",
+            f"qad: cannot trace {type(model).__name__} with torch.fx ({first_line(err)})",
             fix="use post-training quantization (the quantize stage) for this model",
         ) from None
     weighted = [m for m in graph_module.modules() if isinstance(m, _WEIGHTED)]

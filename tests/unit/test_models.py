@@ -82,16 +82,21 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         build_model(ModelSpec(arch="mlp", checkpoint=str(tmp_path / "missing.pt")), task)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match="cannot read checkpoint"):
+    with pytest.raises(ModelError, match="cannot read checkpoint .*: not a PyTorch checkpoint"):
         build_model(ModelSpec(arch="mlp", checkpoint=str(tmp_path / "bad.pt")), task)
+    (tmp_path / "empty.pt").write_bytes(b"")  # the message handler itself used to crash on torch's empty EOFError
+    with pytest.raises(ModelError, match="cannot read checkpoint .*: the file is empty; save the model's weights"):
+        build_model(ModelSpec(arch="mlp", checkpoint=str(tmp_path / "empty.pt")), task)
 
 
 def test_checkpoint_with_pickled_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": nn.Linear(2, 2)}, path)  # a module object: needs unpickling code
     task = TASKS.get("digits")()
-    with pytest.raises(ModelError, match="cannot read checkpoint"):
+    with pytest.raises(ModelError) as err:
         build_model(ModelSpec(arch="mlp", checkpoint=str(path)), task)
+    assert "holds more than tensors (loading it would run code from the file" in str(err.value)
+    assert "weights_only=False" not in str(err.value), "never advise loading it unsafely"
 
 
 def test_transformer_heads_must_divide_its_width():
@@ -110,3 +115,9 @@ def test_pruned_checkpoint_for_another_architecture_is_a_one_line_error(tmp_path
         in str(err.value)
     )
     assert "\n" not in str(err.value)
+
+
+def test_an_exception_without_a_message_still_gives_a_line():
+    from compress.errors import first_line
+
+    assert first_line(EOFError()) == "EOFError" and first_line(ValueError("\n  two\nlines")) == "two"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from compress.bench.runners import RUNNERS, Loaded, ModelSource, TargetSpec, need_onnx
-from compress.errors import ArtifactError, TargetError
+from compress.errors import ArtifactError, TargetError, first_line
 
 __all__ = ["OpenvinoCpuRunner"]
 
@@ -46,7 +46,7 @@ class OpenvinoCpuRunner:
         try:
             compiled = ov.Core().compile_model(str(path), "CPU", config)
         except Exception as err:  # OpenVINO raises RuntimeError subclasses with multi-line text
-            raise ArtifactError(f"OpenVINO cannot compile {path}: {str(err).strip().splitlines()[0]}") from None
+            raise ArtifactError(f"OpenVINO cannot compile {path}: {first_line(err)}") from None
         hint = compiled.get_property("INFERENCE_PRECISION_HINT")
         self._compiled_precision = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
         request = compiled.create_infer_request()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from compress.bench.runners import RUNNERS, Loaded, ModelSource, TargetSpec, need_onnx
-from compress.errors import ArtifactError, TargetError
+from compress.errors import ArtifactError, TargetError, first_line
 
 __all__ = ["OrtCpuRunner", "OrtCudaRunner", "OrtTensorrtRunner"]
 
@@ -84,7 +84,7 @@ class OrtCpuRunner:
         try:
             return ort.InferenceSession(str(onnx_path), self.options(**options), providers=list(self.providers))
         except Exception as err:  # ORT raises its own exception types per failure
-            raise ArtifactError(f"onnxruntime cannot load {onnx_path}: {str(err).splitlines()[0]}") from None
+            raise ArtifactError(f"onnxruntime cannot load {onnx_path}: {first_line(err)}") from None
 
     def load(self, model: str | Path | ModelSource) -> Loaded:
         source = ModelSource.of(model)
