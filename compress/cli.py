@@ -40,6 +40,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"edge-compress {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="with an error caused by your own code (a task or model factory), also print its traceback"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a recipe into runs/<name>/", description="Run a recipe's stages in order.")
@@ -101,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except CompressError as err:
+        if args.debug and err.__cause__ is not None:
+            import traceback
+
+            traceback.print_exception(err.__cause__)
         print(f"edge-compress: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt as stop:

@@ -39,9 +39,16 @@ class Recipe(BaseModel):
 
 def load_recipe(path: str | Path) -> tuple[Recipe, list[Stage]]:
     path = Path(path)
+    if path.is_dir():
+        raise RecipeError(f"recipe {str(path)!r} is a folder, not a recipe file", fix="give a .yaml file, e.g. pipelines/digits_edge.yaml")
     if not path.is_file():
         raise RecipeError(f"recipe {str(path)!r} does not exist", fix="check the path (recipes ship in pipelines/)")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RecipeError(f"recipe {str(path)!r} is not a text file (not UTF-8)", fix="give the YAML recipe, not a binary file") from None
+    except OSError as err:
+        raise RecipeError(f"cannot read recipe {str(path)!r}: {err.strerror}") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no tags that run code
     except _DuplicateKey as dup:

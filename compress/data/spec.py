@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from compress.data.task import TaskData
-from compress.errors import RecipeError
+from compress.errors import DataError, RecipeError, first_line
 from compress.imports import check_callable_spec, resolve_callable
 
 __all__ = ["TaskSpec"]
@@ -57,7 +57,14 @@ class TaskSpec(BaseModel):
             from compress.data.policy import policy_task
 
             return policy_task(self.env, **self.options)
-        task = resolve_callable(self.factory or "")(**self.options)
+        factory = resolve_callable(self.factory or "")
+        try:
+            task = factory(**self.options)
+        except Exception as err:  # the user's code: its failure is bad input, reported in one line
+            raise DataError(
+                f"task factory {self.factory!r} failed: {type(err).__name__}: {first_line(err)}",
+                fix="fix the factory or its options; run with --debug to see its traceback",
+            ) from err
         if not isinstance(task, TaskData):
             raise RecipeError(f"task factory {self.factory!r} returned {type(task).__name__}, not compress.data.TaskData")
         return task
@@ -65,7 +72,6 @@ class TaskSpec(BaseModel):
 
 def _check_policy_options(env: str, options: dict[str, Any]) -> None:
     from compress.data.env import check_env_id
-    from compress.errors import DataError
 
     try:
         check_env_id(env)

@@ -71,7 +71,14 @@ def build_model(spec: ModelSpec, task: TaskData, *, load_weights: bool = True) -
     try:
         model = builder(**kwargs)
     except (TypeError, ValueError) as err:
-        raise ModelError(f"cannot build model {spec.label!r}: {err}") from None
+        raise ModelError(f"cannot build model {spec.label!r}: {first_line(err)}") from err
+    except Exception as err:
+        if spec.arch:
+            raise  # a zoo model that fails to build is our bug: its traceback is the report
+        raise ModelError(
+            f"model factory {spec.factory!r} failed: {type(err).__name__}: {first_line(err)}",
+            fix="fix the factory or its arguments; run with --debug to see its traceback",
+        ) from err
     if not isinstance(model, nn.Module):
         raise ModelError(f"model factory {spec.label!r} returned {type(model).__name__}, not a torch.nn.Module")
     if spec.checkpoint and load_weights:

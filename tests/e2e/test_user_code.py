@@ -29,6 +29,12 @@ USER_MODULE = textwrap.dedent(
 
     def not_a_task():
         return 42
+
+    def broken_task():
+        raise FileNotFoundError("data/train.csv")
+
+    def broken_model(in_shape, num_outputs):
+        raise RuntimeError("CUDA kernel image not found")
     """
 )
 
@@ -93,3 +99,46 @@ def test_regression_distillation_on_diabetes(tmp_path):
     with pytest.raises(RecipeError, match="'kd' needs a classification task"):
         Pipeline([stages[0], Distill(model={"arch": "mlp"}, epochs=1)], task="diabetes").run(tmp_path / "kd", quiet=True)
     torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        ({"task": {"factory": "usercode:broken_task"}}, "task factory 'usercode:broken_task' failed: FileNotFoundError: data/train.csv"),
+        (
+            {"task": {"factory": "usercode:make_task", "options": {"rows": 10}}},
+            "task factory 'usercode:make_task' failed: TypeError: make_task() got an unexpected keyword argument 'rows'",
+        ),
+        (
+            {
+                "task": {"factory": "usercode:make_task"},
+                "stages": [{"train": {"model": {"factory": "usercode:broken_model"}, "epochs": 1}}],
+            },
+            "model factory 'usercode:broken_model' failed: RuntimeError: CUDA kernel image not found",
+        ),
+    ],
+)
+def test_user_code_that_fails_is_one_line_and_debug_shows_its_traceback(user_dir, write_recipe, recipe, message):
+    from tests.e2e.test_cli import cli
+
+    path = write_recipe({"name": "toy", "stages": [{"report": {}}], **recipe})
+    result = cli("run", path, "--out", user_dir / "run", cwd=user_dir)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "--debug" in result.stderr
+    debug = cli("--debug", "run", path, "--out", user_dir / "run2", cwd=user_dir)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+    assert "usercode.py" in debug.stderr or "unexpected keyword" in message  # a bad call fails before the factory's own code
+    assert debug.stderr.strip().splitlines()[-1].startswith("edge-compress: error: ")
+
+
+def test_a_recipe_that_is_a_folder_or_binary_is_one_line(tmp_path):
+    from tests.e2e.test_cli import cli
+
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "model.bin").write_bytes(bytes(range(256)) * 4)
+    for path, message in (
+        (tmp_path / "recipes", "is a folder, not a recipe file"),
+        (tmp_path / "model.bin", "is not a text file (not UTF-8)"),
+    ):
+        result = cli("validate", path)
+        assert result.returncode == 2 and message in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
