@@ -122,7 +122,7 @@ def test_user_code_that_fails_is_one_line_and_debug_shows_its_traceback(user_dir
     from tests.e2e.test_cli import cli
 
     path = write_recipe({"name": "toy", "stages": [{"report": {}}], **recipe})
-    result = cli("run", path, "--out", user_dir / "run", cwd=user_dir)
+    result = cli("run", path, "--out", user_dir / "run", "--quiet", cwd=user_dir)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().count("\n") == 0 and "--debug" in result.stderr
     debug = cli("--debug", "run", path, "--out", user_dir / "run2", cwd=user_dir)
