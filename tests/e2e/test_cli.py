@@ -57,22 +57,22 @@ def test_run_prints_paths_refuses_to_clobber_and_resumes(write_recipe, tiny_reci
     assert resumed.returncode == 0 and "reused stages: train, distill, export, benchmark, report" in resumed.stdout
 
 
+def _run_until_distill_has_trained(recipe, out, **popen) -> subprocess.Popen:
+    """Start `run` in a subprocess and return once distill has finished an epoch (its checkpoint exists)."""
+    proc = subprocess.Popen([sys.executable, "-m", "compress", "run", str(recipe), "--out", str(out), "--quiet"], cwd=REPO, **popen)
+    deadline = time.monotonic() + 90
+    while not (out / "distill" / ".work" / "train_state.pt").is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before it could be stopped during distill"
+    return proc
+
+
 @pytest.mark.slow
 def test_killed_during_distill_resumes_from_its_last_epoch(write_recipe, tiny_recipe, tmp_path):
     tiny_recipe["stages"][1]["distill"]["epochs"] = 400  # long enough to be killed in the middle
     recipe, out = write_recipe(tiny_recipe), tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "compress", "run", str(recipe), "--out", str(out), "--quiet"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 90
-    while not (out / "distill" / ".work" / "train_state.pt").is_file() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)  # the epoch checkpoint appears after distill's first epoch
-    time.sleep(0.5)
-    assert proc.poll() is None, "the run ended before it could be killed during distill"
+    proc = _run_until_distill_has_trained(recipe, out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     stages = [s["id"] for s in json.loads((out / "manifest.json").read_text())["stages"]]
@@ -108,17 +108,7 @@ def test_resume_and_overwrite_exclude_each_other(flags, write_recipe, tiny_recip
 def test_sigterm_stops_a_run_like_ctrl_c_and_it_resumes(write_recipe, tiny_recipe, tmp_path):
     tiny_recipe["stages"][1]["distill"]["epochs"] = 400
     recipe, out = write_recipe(tiny_recipe), tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "compress", "run", str(recipe), "--out", str(out), "--quiet"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 90
-    while not (out / "distill" / ".work" / "train_state.pt").is_file() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc = _run_until_distill_has_trained(recipe, out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
