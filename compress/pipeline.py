@@ -83,6 +83,20 @@ class Pipeline:
             except RecipeError as err:
                 raise RecipeError(f"stages[{i}] ({sid}): {err.message}", fix=err.fix) from None
 
+    def check_code(self) -> None:
+        """Import every factory the run names (task and models) and check each is a callable: `validate`
+        then fails on a factory that does not exist, without building or training anything."""
+        from compress.imports import resolve_callable
+        from compress.models.spec import ModelSpec
+
+        specs = [value for stage in self.stages for value in dict(stage.cfg).values() if isinstance(value, ModelSpec)]
+        for where, factory in [("task", self.task.factory), *((f"model {s.label!r}", s.factory) for s in specs)]:
+            if factory is not None:
+                try:
+                    resolve_callable(factory)
+                except RecipeError as err:
+                    raise RecipeError(f"{where}: {err.message}", fix=err.fix) from None
+
     def _check_targets(self) -> None:
         """Every target the run will time or run models on exists on this machine: before training, not after."""
         from compress.bench.runners import make_runner

@@ -142,3 +142,24 @@ def test_a_recipe_that_is_a_folder_or_binary_is_one_line(tmp_path):
     ):
         result = cli("validate", path)
         assert result.returncode == 2 and message in result.stderr and result.stderr.strip().count("\n") == 0, result.stderr
+
+
+def test_validate_imports_the_factories_a_recipe_names(user_dir, write_recipe):
+    from tests.e2e.test_cli import cli
+
+    good = {"name": "toy", "task": {"factory": "usercode:make_task"}, "stages": [{"train": {"model": {"factory": "usercode:make_model"}}}]}
+    assert cli("validate", write_recipe(good, "good.yaml"), cwd=user_dir).returncode == 0
+    cases = [
+        ({**good, "task": {"factory": "usercode:make_tsk"}}, "task: module 'usercode' has no attribute 'make_tsk'"),
+        ({**good, "task": {"factory": "nosuch.module:make"}}, "task: cannot import 'nosuch.module'"),
+        (
+            {**good, "stages": [{"train": {"model": {"factory": "usercode:make_modle"}}}]},
+            "model 'usercode:make_modle': module 'usercode' has no attribute 'make_modle'",
+        ),
+    ]
+    for i, (recipe, message) in enumerate(cases):
+        path = write_recipe(recipe, f"bad{i}.yaml")
+        result = cli("validate", path, cwd=user_dir)
+        assert result.returncode == 2 and f"edge-compress: error: {path}: {message}" in result.stderr, result.stderr
+        assert result.stderr.strip().count("\n") == 0
+    assert not any(user_dir.rglob("*.pt")), "validate built and trained nothing"
