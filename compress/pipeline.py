@@ -341,9 +341,15 @@ def _remove_run(run_dir: Path) -> None:
 def _scratch_of_ours(run_dir: Path, path: Path, manifest: Manifest) -> bool:
     """A recorded stage's leftover scratch (a stop before it was cleared) or an unfinished write's temp file."""
     rel = path.relative_to(run_dir).parts
-    stage_ids = {s.id for s in manifest.stages}
-    in_stage = len(rel) > 1 and rel[0] in stage_ids
-    return (in_stage and rel[1] in (WORK, ATTEMPT)) or (path.name.startswith(".") and path.name.endswith(".tmp"))
+    stage = run_dir / rel[0] if len(rel) > 1 and rel[0] in {s.id for s in manifest.stages} else None
+    return _is_scratch(path, stage)
+
+
+def _is_scratch(path: Path, stage_dir: Path | None) -> bool:
+    """What only an unfinished stage needs: its `.work/` scratch and attempt marker (for files inside
+    `stage_dir`), and anywhere the temporary file of a write that never finished."""
+    unfinished_write = path.name.startswith(".") and path.name.endswith(".tmp")
+    return unfinished_write or (stage_dir is not None and path.relative_to(stage_dir).parts[0] in (WORK, ATTEMPT))
 
 
 def _seed_everything(seed: int) -> None:
@@ -355,12 +361,7 @@ def _seed_everything(seed: int) -> None:
 def _outputs(stage_dir: Path) -> list[Path]:
     """A stage's recorded files: everything in its folder but its scratch, its attempt marker and the
     temporary files of writes that never finished."""
-
-    def scratch(p: Path) -> bool:
-        rel = p.relative_to(stage_dir)
-        return rel.parts[0] in (WORK, ATTEMPT) or (p.name.startswith(".") and p.name.endswith(".tmp"))
-
-    return [p for p in sorted(stage_dir.rglob("*")) if p.is_file() and not scratch(p)]
+    return [p for p in sorted(stage_dir.rglob("*")) if p.is_file() and not _is_scratch(p, stage_dir)]
 
 
 def _clear_scratch(stage_dir: Path) -> None:
