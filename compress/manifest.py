@@ -86,14 +86,20 @@ class Manifest(BaseModel):
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-            if data.get("schema_version", 1) > SCHEMA:
+            version = data.get("schema_version", 1)
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise ValueError(f"schema_version {version!r} is not a number")
+            if version > SCHEMA:
                 raise ValueError(
                     f"schema {data['schema_version']} is newer than this edge-compress reads ({SCHEMA}); upgrade edge-compress"
                 )
             return cls.model_validate(upgrade_manifest(data))
         except (OSError, ValidationError, ValueError) as err:
             first = first_line(err)
-            raise ArtifactError(f"{path}: not a readable edge-compress manifest ({first})", fix="start again with --overwrite") from None
+            raise ArtifactError(
+                f"{path}: not a readable edge-compress manifest ({first})",
+                fix="run the recipe with --resume (it rebuilds the manifest from the stage folders), or start again with --overwrite",
+            ) from None
 
 
 def now() -> str:

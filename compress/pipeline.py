@@ -3,27 +3,24 @@ and on `resume` reuses every stage whose config, run settings and input files ar
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import random
 import shutil
-import socket
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from compress import distributed
+from compress import distributed, rundir
 from compress.bench.runners import TargetSpec
-from compress.context import WORK, RunContext
+from compress.context import RunContext
 from compress.data.spec import TaskSpec
-from compress.errors import ArtifactError, RecipeError
-from compress.fsio import sha256_file, write_json, write_text
+from compress.errors import ArtifactError, CompressError, RecipeError
+from compress.fsio import check_writable, sha256_file, write_json
 from compress.manifest import MANIFEST, Manifest, StageRecord, config_hash, environment, now
 from compress.records import MetricInfo
 from compress.stages.base import Planned, Stage
@@ -31,9 +28,6 @@ from compress.stages.base import Planned, Stage
 __all__ = ["Pipeline"]
 
 log = logging.getLogger("compress")
-SUMMARY = "summary.json"
-LOCK = ".lock"  # in a run folder while a process works in it (see _locked)
-ATTEMPT = ".attempt"  # in a stage folder while the stage runs: its key, so --resume can continue its epochs
 
 
 class Pipeline:
@@ -97,6 +91,16 @@ class Pipeline:
                 except RecipeError as err:
                     raise RecipeError(f"{where}: {err.message}", fix=err.fix) from None
 
+    def check_files(self) -> None:
+        """Every file of the user's that a stage reads (checkpoints, calibration inputs) is there: a typo in a
+        path fails now, not after the stages before it have trained."""
+        for i, (sid, stage) in enumerate(zip(self.ids, self.stages, strict=True)):
+            for what, name in stage.input_files():
+                path = Path(name).expanduser()
+                if not path.is_file():
+                    state = "is a folder, not a file" if path.is_dir() else "does not exist"
+                    raise ArtifactError(f"stages[{i}] ({sid}): {what} {name!r} {state}", fix="check the path (relative to where you run)")
+
     def _check_targets(self) -> None:
         """Every target the run will time or run models on exists on this machine: before training, not after."""
         from compress.bench.runners import make_runner
@@ -117,16 +121,33 @@ class Pipeline:
         run_dir = Path(out) if out is not None else Path("runs") / self.name
         if not distributed.is_main():
             return self._follow(run_dir)
+        self.check_files()
         self._check_targets()
+        check_writable(run_dir, "run folder", folder=True)
         if resume and overwrite:
             raise RecipeError("--resume and --overwrite exclude each other", fix="pick one")
-        with _locked(run_dir):
-            return self._run(run_dir, resume=resume, overwrite=overwrite, quiet=quiet)
+        created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
+        try:
+            with rundir.locked(run_dir):
+                fresh = not (run_dir / MANIFEST).exists()
+                try:
+                    return self._run(run_dir, resume=resume, overwrite=overwrite, quiet=quiet)
+                except CompressError:
+                    if fresh:
+                        rundir.discard_unfinished(run_dir)
+                    raise
+        except CompressError:
+            for folder in created:  # bottom-up: only the folders this run made, and only if empty
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
 
     def _run(self, run_dir: Path, *, resume: bool, overwrite: bool, quiet: bool) -> Manifest:
-        previous = _prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        previous = rundir.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
         created = previous.created if previous else now()
         ctx = self._context(run_dir, quiet)
+        for stage in self.stages:
+            stage.check_inputs(ctx.task)
         manifest = Manifest(
             name=self.name,
             recipe=self.settings(),
@@ -135,15 +156,15 @@ class Pipeline:
             environment=environment(self.target.deploy_cpu().as_dict()),
             metric=MetricInfo(name=ctx.task.metric.name, higher_is_better=ctx.task.metric.higher_is_better),
         )
-        _save(manifest, previous, run_dir)  # from now on the folder is a run that --resume can continue
+        rundir.save_manifest(manifest, previous, run_dir)  # from now on the folder is a run that --resume can continue
         hashes: dict[str, str] = {}
         parent = None
         for index, (sid, stage) in enumerate(zip(self.ids, self.stages, strict=True)):
             record = self._run_stage(ctx, index, sid, stage, parent, previous, hashes)
             hashes.update(record.outputs)
             manifest.stages.append(record)
-            _save(manifest, previous, run_dir)
-            _clear_scratch(run_dir / sid)  # only now: a stop before this line still finds the stage's work
+            rundir.save_manifest(manifest, previous, run_dir)
+            rundir.clear_scratch(run_dir / sid)  # only now: a stop before this line still finds the stage's work
             _write_summary(ctx)
             parent = sid
             distributed.barrier()
@@ -164,7 +185,7 @@ class Pipeline:
                     shutil.copytree(run_dir / sid, ctx.run_dir / sid, dirs_exist_ok=True)
                     ctx.apply(reused)
                 elif stage.every_rank:
-                    _enter_stage(ctx, sid, "", keep_attempt=False)
+                    rundir.enter_stage(ctx, sid, "", keep_attempt=False)
                     _seed_everything(self.seed + index)
                     ctx = stage.run(ctx, stage.cfg)
                 distributed.barrier()
@@ -194,14 +215,14 @@ class Pipeline:
             log.info("[%d/%d] %s: reused (config and inputs unchanged)", index + 1, len(self.stages), sid)
             return old.model_copy(update={"status": "reused", "parent": parent})
         log.info("[%d/%d] %s: running", index + 1, len(self.stages), sid)
-        _enter_stage(ctx, sid, key, keep_attempt=previous is not None)
+        rundir.enter_stage(ctx, sid, key, keep_attempt=previous is not None)
         _seed_everything(self.seed + index)
         before, started, t0 = ctx.snapshot(), now(), time.perf_counter()
         ctx = stage.run(ctx, stage.cfg)
         duration = time.perf_counter() - t0
-        outputs = {ctx.relative(p): sha256_file(p) for p in _outputs(ctx.stage_dir)}
+        outputs = {ctx.relative(p): sha256_file(p) for p in rundir.outputs(ctx.stage_dir)}
         log.info("[%d/%d] %s: done in %.1f s", index + 1, len(self.stages), sid, duration)
-        return StageRecord(
+        record = StageRecord(
             id=sid,
             type=stage.name,
             status="done",
@@ -216,18 +237,8 @@ class Pipeline:
             started=started,
             duration_s=round(duration, 3),
         )
-
-
-def _enter_stage(ctx: RunContext, sid: str, key: str, *, keep_attempt: bool) -> None:
-    """Make `sid` the running stage. Its folder starts empty, except on resume when it holds an
-    unfinished attempt with the same key (its epoch checkpoint lets training continue)."""
-    ctx.stage_id, ctx.stage_dir, ctx.metrics = sid, ctx.run_dir / sid, {}
-    attempt = ctx.stage_dir / ATTEMPT
-    same = keep_attempt and attempt.is_file() and attempt.read_text(encoding="utf-8") == key
-    if ctx.stage_dir.exists() and not same:
-        shutil.rmtree(ctx.stage_dir)  # leftovers of an unfinished or outdated attempt
-    ctx.stage_dir.mkdir(parents=True, exist_ok=True)
-    write_text(attempt, key)
+        rundir.record_stage(ctx.run_dir, record)
+        return record
 
 
 def _target(target: TargetSpec | dict[str, Any] | str | None) -> TargetSpec:
@@ -255,133 +266,13 @@ def _stage_ids(stages: Sequence[Stage]) -> list[str]:
     return ids
 
 
-def _prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> Manifest | None:
-    manifest_path = run_dir / MANIFEST
-    if resume and overwrite:
-        raise RecipeError("--resume and --overwrite exclude each other", fix="pick one")
-    if manifest_path.exists():
-        if resume:
-            return Manifest.load(manifest_path)
-        if not overwrite:
-            raise ArtifactError(
-                f"{run_dir} already holds a run", fix="pass --resume to continue it, --overwrite to start again, or --out DIR"
-            )
-        _remove_run(run_dir)
-    elif run_dir.exists() and any(p.name != LOCK for p in run_dir.iterdir()):
-        raise ArtifactError(f"{run_dir} exists and is not an edge-compress run folder", fix="choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return None
-
-
-@contextlib.contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
-    """Hold the run folder for this process: a second run, resume or overwrite of it is refused with one
-    line naming the holder, instead of two processes writing the same files."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ArtifactError(f"--out {run_dir} is a file, not a folder", fix="choose another --out")
-    try:
-        import fcntl
-    except ImportError:  # not a POSIX system: no lock
-        yield
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        holder = path.read_text(encoding="utf-8").strip() or "another process"
-        raise ArtifactError(f"{run_dir} is in use by {holder}", fix="wait for it to finish, or choose another --out") from None
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"edge-compress (process {os.getpid()} on {socket.gethostname()}, since {now()})".encode())
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-        os.close(fd)  # closing releases the lock
-
-
-def _remove_run(run_dir: Path) -> None:
-    """--overwrite: delete an earlier run of ours, and only that. The folder's manifest must be one we wrote;
-    every file in it must be one the run wrote (its manifest, summary, the stages' recorded outputs, an
-    unfinished stage's folder). Anything else makes it refuse, before anything is deleted."""
-    try:
-        manifest = Manifest.load(run_dir / MANIFEST)
-    except ArtifactError:
-        raise ArtifactError(
-            f"--overwrite: {run_dir / MANIFEST} is not an edge-compress manifest; nothing was deleted", fix="choose another --out"
-        ) from None
-    ours = {run_dir / MANIFEST, run_dir / SUMMARY} | {run_dir / p for stage in manifest.stages for p in stage.outputs}
-    unfinished = [d for d in run_dir.iterdir() if (d / ATTEMPT).is_file()]  # stage folders of a stopped stage
-    foreign = [
-        p
-        for p in sorted(run_dir.rglob("*"))
-        if p.is_file()
-        and p not in ours
-        and p != run_dir / LOCK  # ours, and held by this process
-        and not any(d in p.parents for d in unfinished)
-        and not _scratch_of_ours(run_dir, p, manifest)
-    ]
-    if foreign:
-        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
-        raise ArtifactError(
-            f"--overwrite: {run_dir} holds files edge-compress did not write: {foreign[0].relative_to(run_dir)}{more}; nothing was deleted",
-            fix="move them out of the run folder, or choose another --out",
-        )
-    for path in ours:
-        path.unlink(missing_ok=True)
-    for folder in unfinished:
-        shutil.rmtree(folder)
-    for folder in sorted((d for d in run_dir.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
-        if not any(folder.iterdir()):
-            folder.rmdir()
-
-
-def _scratch_of_ours(run_dir: Path, path: Path, manifest: Manifest) -> bool:
-    """A recorded stage's leftover scratch (a stop before it was cleared) or an unfinished write's temp file."""
-    rel = path.relative_to(run_dir).parts
-    stage = run_dir / rel[0] if len(rel) > 1 and rel[0] in {s.id for s in manifest.stages} else None
-    return _is_scratch(path, stage)
-
-
-def _is_scratch(path: Path, stage_dir: Path | None) -> bool:
-    """What only an unfinished stage needs: its `.work/` scratch and attempt marker (for files inside
-    `stage_dir`), and anywhere the temporary file of a write that never finished."""
-    unfinished_write = path.name.startswith(".") and path.name.endswith(".tmp")
-    return unfinished_write or (stage_dir is not None and path.relative_to(stage_dir).parts[0] in (WORK, ATTEMPT))
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-def _outputs(stage_dir: Path) -> list[Path]:
-    """A stage's recorded files: everything in its folder but its scratch, its attempt marker and the
-    temporary files of writes that never finished."""
-    return [p for p in sorted(stage_dir.rglob("*")) if p.is_file() and not _is_scratch(p, stage_dir)]
-
-
-def _clear_scratch(stage_dir: Path) -> None:
-    """Remove what only an unfinished stage needs, once it is recorded (also after a reuse: leftovers)."""
-    shutil.rmtree(stage_dir / WORK, ignore_errors=True)
-    (stage_dir / ATTEMPT).unlink(missing_ok=True)
-    for tmp in stage_dir.rglob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-
-
-def _save(manifest: Manifest, previous: Manifest | None, run_dir: Path) -> None:
-    """Write the manifest. While a resume goes through the stages, the previous run's stages not reached
-    yet stay in it, so a stop during the sweep forgets no finished stage."""
-    manifest.updated = now()
-    done = {s.id for s in manifest.stages}
-    pending = [s for s in (previous.stages if previous else []) if s.id not in done]
-    manifest.model_copy(update={"stages": [*manifest.stages, *pending]}).save(run_dir / MANIFEST)
-
-
 def _write_summary(ctx: RunContext) -> None:
     from compress.report.summary import build_summary
 
-    write_json(ctx.run_dir / SUMMARY, build_summary(ctx).model_dump(mode="json"))
+    write_json(ctx.run_dir / rundir.SUMMARY, build_summary(ctx).model_dump(mode="json"))

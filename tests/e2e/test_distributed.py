@@ -41,15 +41,19 @@ def test_two_ranks_train_in_step_and_only_rank_0_writes(write_recipe, tiny_recip
     assert manifest["stages"][1]["models"]["student"]["training"]["teacher_cache"] is True
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == [
+        "distill/.stage.json",
         "distill/student.pt",
+        "export/.stage.json",
         "export/student.onnx",
         "export/teacher.onnx",
         "manifest.json",
+        "report/.stage.json",
         "report/plots/parity.png",
         "report/plots/waterfall.png",
         "report/report.html",
         "report/report.md",
         "summary.json",
+        "train/.stage.json",
         "train/teacher.pt",
     ]
     parity = manifest["stages"][2]["models"]["student"]["parity"]

@@ -78,9 +78,9 @@ class Stop(BaseException):
 
 def _stop_at_save(monkeypatch, call: int) -> None:
     """Make the pipeline's `call`-th manifest write (1 = the first) stop the process instead."""
-    import compress.pipeline
+    import compress.rundir
 
-    real, calls = compress.pipeline._save, []
+    real, calls = compress.rundir.save_manifest, []
 
     def save(*args, **kwargs):
         calls.append(1)
@@ -88,22 +88,73 @@ def _stop_at_save(monkeypatch, call: int) -> None:
             raise Stop
         real(*args, **kwargs)
 
-    monkeypatch.setattr(compress.pipeline, "_save", save)
+    monkeypatch.setattr(compress.rundir, "save_manifest", save)
 
 
-def test_a_stop_between_a_finished_stage_and_its_record_loses_no_epoch(tmp_path, tiny_recipe, write_recipe, monkeypatch):
+def test_a_stop_between_a_finished_stage_and_the_manifest_loses_nothing(tmp_path, tiny_recipe, write_recipe, monkeypatch):
     tiny_recipe["stages"] = tiny_recipe["stages"][:2]
     recipe = write_recipe(tiny_recipe)
     _stop_at_save(monkeypatch, 3)  # 1: the empty manifest, 2: after train, 3: after distill
     with pytest.raises(Stop):
         Pipeline.from_recipe(recipe).run(tmp_path / "run", quiet=True)
+    assert (tmp_path / "run" / "distill" / ".stage.json").is_file(), "the finished stage's own record is written first"
+    monkeypatch.undo()
+    manifest = Pipeline.from_recipe(recipe).run(tmp_path / "run", resume=True, quiet=True)
+    assert statuses(manifest) == [("train", "reused"), ("distill", "reused")], "nothing is trained again"
+    assert list(manifest.find("distill").outputs) == ["distill/student.pt"] and not (tmp_path / "run" / "distill" / ".work").exists()
+
+
+def test_a_stop_before_a_finished_stage_is_recorded_loses_no_epoch(tmp_path, tiny_recipe, write_recipe, monkeypatch):
+    import compress.rundir
+
+    tiny_recipe["stages"] = tiny_recipe["stages"][:2]
+    recipe = write_recipe(tiny_recipe)
+    real = compress.rundir.record_stage
+
+    def record(run_dir, stage_record):
+        if stage_record.id == "distill":
+            raise Stop
+        real(run_dir, stage_record)
+
+    monkeypatch.setattr(compress.rundir, "record_stage", record)
+    with pytest.raises(Stop):
+        Pipeline.from_recipe(recipe).run(tmp_path / "run", quiet=True)
     assert (tmp_path / "run" / "distill" / ".work" / "train_state.pt").is_file(), "the finished training's state is kept"
     monkeypatch.undo()
     manifest = Pipeline.from_recipe(recipe).run(tmp_path / "run", resume=True, quiet=True)
-    distill = manifest.find("distill")
-    assert [s.status for s in manifest.stages] == ["reused", "done"]
-    assert distill.models["student"].training.resumed_after_epoch == 3, "all 3 epochs came back, none was trained again"
-    assert list(distill.outputs) == ["distill/student.pt"] and not (tmp_path / "run" / "distill" / ".work").exists()
+    assert statuses(manifest) == [("train", "reused"), ("distill", "done")]
+    assert manifest.find("distill").models["student"].training.resumed_after_epoch == 3, "all 3 epochs came back, none was trained again"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "deleted"])
+def test_a_damaged_manifest_is_rebuilt_from_the_stage_folders(tmp_path, damage, caplog):
+    run = tmp_path / "run"
+    first = pipeline().run(run, quiet=True)
+    path = run / "manifest.json"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00\xff" * 100)
+    else:
+        path.unlink()
+    with pytest.raises(ArtifactError):
+        pipeline().run(run, quiet=True)  # without --resume the folder is still protected
+    again = pipeline().run(run, resume=True, quiet=True)
+    assert statuses(again) == [("train", "reused"), ("distill", "reused"), ("export", "reused")]
+    assert [s.outputs for s in again.stages] == [s.outputs for s in first.stages]
+    assert json.loads(path.read_text())["stages"][2]["id"] == "export", "the manifest is whole again"
+    assert damage == "deleted" or "rebuilt it from the records of train, distill, export" in caplog.text
+
+
+def test_a_rebuilt_run_reruns_what_is_no_longer_intact(tmp_path):
+    run = tmp_path / "run"
+    pipeline().run(run, quiet=True)
+    (run / "manifest.json").write_text("{")
+    (run / "distill" / "student.pt").write_bytes(b"changed")
+    again = pipeline().run(run, resume=True, quiet=True)
+    # distill reruns; training is deterministic, so its student has the old bytes and export's inputs are unchanged
+    assert statuses(again) == [("train", "reused"), ("distill", "done"), ("export", "reused")]
+    assert (run / "distill" / "student.pt").read_bytes() != b"changed"
 
 
 def test_a_stop_during_the_resume_sweep_forgets_no_finished_stage(tmp_path, tiny_recipe, write_recipe, monkeypatch):
@@ -121,15 +172,15 @@ def test_a_stop_during_the_resume_sweep_forgets_no_finished_stage(tmp_path, tiny
 
 
 def test_stray_temporary_files_are_never_outputs_and_are_swept(tmp_path):
-    from compress.pipeline import _clear_scratch, _outputs
+    from compress.rundir import clear_scratch, outputs
 
     stage = tmp_path / "export"
     (stage / ".work").mkdir(parents=True)
     for name in ("student.onnx", ".student.onnx.a1b2.tmp", ".attempt", ".work/train_state.pt", "plots/a.png"):
         (stage / name).parent.mkdir(parents=True, exist_ok=True)
         (stage / name).write_text("x")
-    assert [p.relative_to(stage).as_posix() for p in _outputs(stage)] == ["plots/a.png", "student.onnx"]
-    _clear_scratch(stage)
+    assert [p.relative_to(stage).as_posix() for p in outputs(stage)] == ["plots/a.png", "student.onnx"]
+    clear_scratch(stage)
     assert sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*")) == ["plots", "plots/a.png", "student.onnx"]
 
 

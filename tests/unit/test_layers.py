@@ -33,6 +33,7 @@ LAYERS = {
         "compress.records",
         "compress.manifest",
         "compress.migrate",
+        "compress.rundir",
         "compress.registry",
         "compress.data",
         "compress.models",
