@@ -32,8 +32,15 @@ exit codes: 0 success, 1 internal error (a bug: please report it) or, for regres
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with errors in one line (its usage block is what --help is for); sub-commands inherit it."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict]:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edge-compress",
         description="Compress a PyTorch model into an edge-ready ONNX student and measure what was gained and lost.",
         epilog=EPILOG,
@@ -181,6 +188,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _check_code(pipeline, path: Path) -> None:
     try:
         pipeline.check_code()
+        pipeline.check_files()
     except CompressError as err:
         raise type(err)(f"{path}: {err.message}", fix=err.fix) from None
 

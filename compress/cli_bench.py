@@ -4,6 +4,7 @@ CI on a latency (or metric) regression. Parsing and printing only; the work is i
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import shlex
 import sys
@@ -120,6 +121,20 @@ _OPTIONS = {
 }
 
 
+def non_negative_number(text: str) -> float:
+    value = float(text)  # argparse turns the ValueError into "invalid value"
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of 0 or more")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1 (e.g. 0.05)")
+    return value
+
+
 def add_commands(sub: argparse._SubParsersAction) -> dict[str, Any]:
     bench = sub.add_parser(
         "bench",
@@ -145,8 +160,10 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Any]:
     against.add_argument("--baseline", type=Path, metavar="FILE", help="baseline from 'bench --save-baseline' (its settings are reused)")
     against.add_argument("--reference", type=Path, metavar="MODEL", help="model to compare with, timed interleaved now")
     regress.add_argument("--max-slowdown", required=True, metavar="PCT", help="tolerated slowdown, e.g. 10%% or 0.1")
-    regress.add_argument("--max-metric-drop", type=float, metavar="X", help="tolerated metric drop in its units (0.01 = 1 accuracy point)")
-    regress.add_argument("--alpha", type=float, default=0.05, help="significance level of the rank test (default: 0.05)")
+    regress.add_argument(
+        "--max-metric-drop", type=non_negative_number, metavar="X", help="tolerated metric drop in its units (0.01 = 1 accuracy point)"
+    )
+    regress.add_argument("--alpha", type=probability, default=0.05, help="significance level of the rank test (default: 0.05)")
     regress.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML for CI")
     regress.add_argument("--strict-environment", action="store_true", help="a machine unlike the baseline's is an error, not a warning")
     _settings_args(regress)
@@ -164,8 +181,11 @@ def _fmt(stats: dict[str, Any]) -> str:
 def _bench(args: argparse.Namespace) -> int:
     from compress.bench.baseline import save_baseline
     from compress.bench.model_bench import bench_model
-    from compress.fsio import write_json
+    from compress.fsio import check_writable, write_json
 
+    for option, path in (("--json", args.json), ("--save-baseline", args.save_baseline)):
+        if path is not None:
+            check_writable(path, option)
     result = bench_model(args.model, _settings(args))
     r = result["runner"]
     print(f"{args.model}  on {r['target']} ({r['runtime']}, {r['provider']}, {r['threads']} threads)")
@@ -192,8 +212,11 @@ def _regress(args: argparse.Namespace) -> int:
     from compress.bench.baseline import load_baseline
     from compress.bench.junit import write_junit
     from compress.bench.regress import against_baseline, against_reference, parse_fraction
+    from compress.fsio import check_writable
 
-    slowdown = parse_fraction(args.max_slowdown)
+    slowdown = parse_fraction(args.max_slowdown, "--max-slowdown")
+    if args.junit is not None:
+        check_writable(args.junit, "--junit")
     if args.baseline:
         baseline = load_baseline(args.baseline)
         result = against_baseline(

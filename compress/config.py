@@ -6,20 +6,25 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-__all__ = ["StageConfig", "ModelName", "NAME_PATTERN", "BatchSizes", "SevenBitWeights", "Agreement"]
+__all__ = ["StageConfig", "ModelName", "NAME_PATTERN", "BatchSize", "BatchSizes", "MAX_BATCH", "SevenBitWeights", "Agreement"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 ModelName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
 
 
-def _positive_sizes(sizes: list[int]) -> list[int]:
-    if any(b < 1 for b in sizes):
-        raise ValueError("batch sizes must be >= 1")
+MAX_BATCH = 65536
+"""Beyond it a batch is a typo (an extra digit), not a setting: its inputs alone would take gigabytes."""
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH)]
+
+
+def _sizes_in_range(sizes: list[int]) -> list[int]:
+    if any(not 1 <= b <= MAX_BATCH for b in sizes):
+        raise ValueError(f"batch sizes must be between 1 and {MAX_BATCH}")
     return sizes
 
 
-BatchSizes = Annotated[list[int], Field(min_length=1), AfterValidator(_positive_sizes)]
-"""Batch sizes to time: at least one, each >= 1."""
+BatchSizes = Annotated[list[int], Field(min_length=1), AfterValidator(_sizes_in_range)]
+"""Batch sizes to time: at least one, each 1 to MAX_BATCH."""
 
 SevenBitWeights = Annotated[
     bool | None,

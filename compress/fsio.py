@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_text", "write_json", "sha256_file"]
+__all__ = ["atomic_path", "write_text", "write_json", "sha256_file", "check_writable"]
 
 
 @contextlib.contextmanager
@@ -43,6 +43,23 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def check_writable(path: str | os.PathLike[str], what: str, *, folder: bool = False) -> None:
+    """Refuse, before any work, an output location that cannot be written: a file where a folder is
+    needed (or the reverse), a file on the way to it, or a place this user may not write in."""
+    from compress.errors import ArtifactError
+
+    dest = Path(path)
+    if dest.exists() and dest.is_dir() != folder:
+        kind = "a file, not a folder" if folder else "a folder, not a file"
+        raise ArtifactError(f"{what} {dest} is {kind}", fix=f"give a {'folder' if folder else 'file'} path")
+    existing = next(p for p in (dest, *dest.parents) if p.exists() or p == Path(p.anchor or "."))
+    if existing != dest and not existing.is_dir():
+        raise ArtifactError(f"{what} {dest}: {existing} is a file, not a folder", fix="choose another path")
+    writable_in = dest if dest.is_dir() else existing if existing != dest else dest.parent
+    if not os.access(writable_in, os.W_OK | os.X_OK):
+        raise ArtifactError(f"{what} {dest}: cannot write in {writable_in} (permission denied)", fix="choose a writable path")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -57,7 +57,29 @@ def load_recipe(path: str | Path) -> tuple[Recipe, list[Stage]]:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise RecipeError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    if _expanded_size(data) > MAX_VALUES:
+        raise RecipeError(
+            f"{path}: the recipe expands to more than {MAX_VALUES:,} values (YAML aliases nested in aliases)",
+            fix="write the values out, or reuse anchors one level deep",
+        )
     return parse_recipe(data, source=str(path), text=text)
+
+
+MAX_VALUES = 100_000
+"""A recipe is a page of settings; an alias bomb (`a: &a [*b, *b, ...]` nested) expands to billions."""
+
+
+def _expanded_size(data: Any, limit: int = MAX_VALUES) -> int:
+    """How many values `data` holds with every alias expanded, counting no further than just past `limit`."""
+    count, stack = 0, [data]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 class _DuplicateKey(Exception):
@@ -126,8 +148,9 @@ def _stage(entry: dict[str, Any], index: int, source: str, text: str | None) -> 
         raise _error(err, ("stages", index, kind), cls.Config, source, text) from None
 
 
-# pydantic names the branch of a union (`float | Schedule`) in an error's location; these are not keys
-_BRANCH = re.compile(r"^(float|int|str|bool|none|constrained-\w+|(list|dict)\[.*\]|[A-Z]\w*)$")
+# pydantic names the branch of a union (`float | Schedule`) and a validator's wrapper (`function-after[...]`)
+# in an error's location; these are not keys
+_BRANCH = re.compile(r"^(float|int|str|bool|none|constrained-\w+|(list|dict)\[.*\]|function-\w+\[.*\]|[A-Z]\w*)$")
 
 
 def _error(err: ValidationError, prefix: tuple, model: type[BaseModel], source: str, text: str | None) -> RecipeError:
@@ -139,7 +162,8 @@ def _error(err: ValidationError, prefix: tuple, model: type[BaseModel], source: 
     ranked = sorted(range(len(errors)), key=lambda i: scalar_branch[i] and mapping_given[i])
     first = dict(errors[ranked[0]])
     first["loc"] = tuple(p for p in first["loc"] if not (isinstance(p, str) and _BRANCH.match(p)))
-    shown = {tuple(p for p in e["loc"] if not (isinstance(p, str) and _BRANCH.match(p))) for e in errors}
+    relevant = [e for i, e in enumerate(errors) if not (scalar_branch[i] and mapping_given[i])]  # a mapping was written
+    shown = {tuple(p for p in e["loc"] if not (isinstance(p, str) and _BRANCH.match(p))) for e in relevant or errors}
     loc = prefix + first["loc"]
     more = f" (and {len(shown) - 1} more)" if len(shown) > 1 else ""
     return RecipeError(f"{_where(source, text, loc)}{_dotted(loc)}: {format_validation_error(first, model)}{more}")

@@ -31,6 +31,16 @@ class LatencyStats(BaseModel):
     noisy: bool = False
 
 
+class MeasuredModel(BaseModel):
+    """The file a baseline measured: its sha256 tells a changed model, its input shape makes the inputs again."""
+
+    model_config = ConfigDict(extra="allow")
+
+    path: str
+    sha256: str
+    input_shape: list[int] = Field(min_length=1)
+
+
 class Baseline(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -38,7 +48,7 @@ class Baseline(BaseModel):
     schema_version: Literal[1]
     created: str
     command: str | None = None
-    model: dict[str, Any]
+    model: MeasuredModel
     settings: BenchSettings
     runner: dict[str, Any]
     fingerprint: dict[str, Any]

@@ -3,6 +3,8 @@ through the same runtime when a task is given. Used by `edge-compress bench` and
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +42,8 @@ class BenchSettings(BaseModel):
 def model_source(path: str | Path) -> ModelSource:
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"model file {path} does not exist", fix="give the path of an .onnx (or .pt2) file")
+        what = "is a folder, not a model file" if path.is_dir() else "does not exist"
+        raise ArtifactError(f"model file {path} {what}", fix="give the path of an .onnx (or .pt2) file")
     if path.suffix == ".pt2":
         return ModelSource(label=path.name, module=load_pt2(path))
     if path.suffix != ".onnx":
@@ -60,6 +63,9 @@ def _onnx_sample_shape(path: Path) -> tuple[int, ...] | None:
         raise ArtifactError(f"{path} is not a readable ONNX file ({first_line(err)})") from None
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
+    if not inputs or not graph.node:  # protobuf reads an empty file as an empty model
+        why = "the file is empty" if path.stat().st_size == 0 else "it has no graph inputs or nodes"
+        raise ArtifactError(f"{path} is not a readable ONNX model ({why})", fix="export the model again")
     dims = inputs[0].type.tensor_type.shape.dim[1:]
     return tuple(d.dim_value for d in dims) if all(d.dim_value > 0 for d in dims) else None
 
@@ -71,15 +77,33 @@ def sample_shape(path: Path, settings: BenchSettings, task_shape: tuple[int, ...
     if shape is None:
         raise DataError(f"{path.name}: cannot tell the input shape", fix="give --task or --input-shape (per sample, e.g. 1,8,8)")
     if declared is not None and tuple(shape) != declared:
-        raise DataError(f"{path.name} takes inputs of shape {declared} per sample, not {tuple(shape)}", fix="check --task/--input-shape")
+        given = "the task" if task_shape else "--input-shape"
+        raise DataError(
+            f"{path.name} takes inputs of shape {declared} per sample, but {given} gives {tuple(shape)}", fix="check --task/--input-shape"
+        )
     return tuple(shape)
 
 
 def inputs_for(shape: tuple[int, ...], batch_size: int, task=None, split: str = "test") -> np.ndarray:
     """Real task inputs when a task is given (timing can depend on values), else seeded random normals."""
+    _check_fits_memory(shape, batch_size)
     if task is not None:
         return task.full_batch(batch_size, split).numpy()
     return np.random.default_rng(0).standard_normal((batch_size, *shape)).astype(np.float32)
+
+
+def _check_fits_memory(shape: tuple[int, ...], batch_size: int) -> None:
+    """A batch whose inputs alone would take more than half the free memory is refused, not allocated."""
+    need = batch_size * math.prod(shape) * 4
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not reported on this system
+        return
+    if need > free / 2:
+        raise DataError(
+            f"batch size {batch_size} needs {need / 2**30:.1f} GiB for its inputs alone ({free / 2**30:.1f} GiB free)",
+            fix="time smaller batches (--batch-sizes)",
+        )
 
 
 def measure_sessions(sessions: Sessions, x: np.ndarray, timing: TimingConfig) -> dict[str, Any]:

@@ -5,6 +5,7 @@ prints, turns into an exit code and writes as JUnit XML."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +100,7 @@ def against_baseline(
     if max_metric_drop is not None and baseline.metric is None:
         raise RecipeError(f"--max-metric-drop needs a metric, and baseline {baseline_path} has none", fix="save it with --task")
     if settings.task is None and settings.input_shape is None:
-        settings = settings.model_copy(update={"input_shape": tuple(baseline.model["input_shape"])})
+        settings = settings.model_copy(update={"input_shape": tuple(baseline.model.input_shape)})
     runner = make_runner(settings.target)
     diffs = differences(baseline.fingerprint, fingerprint(runner.describe()))
     if diffs and strict_environment:
@@ -164,13 +165,13 @@ def against_reference(
     return RegressResult(str(model), "reference", str(reference), checks, warnings, [], time.perf_counter() - start)
 
 
-def parse_fraction(text: str) -> float:
+def parse_fraction(text: str, option: str = "value") -> float:
     """'10%' -> 0.10, '0.1' -> 0.1; for --max-slowdown."""
     value = text.strip()
     try:
         number = float(value.rstrip("%")) / (100 if value.endswith("%") else 1)
     except ValueError:
-        raise CompressError(f"{text!r} is not a fraction", fix="write it like 10% or 0.1") from None
-    if number < 0:
-        raise CompressError(f"{text!r} is negative", fix="give a slowdown of 0% or more")
+        raise CompressError(f"{option} {text!r} is not a fraction", fix="write it like 10% or 0.1") from None
+    if not math.isfinite(number) or number < 0:
+        raise CompressError(f"{option} {text!r} is not a fraction of 0 or more", fix="write it like 10% or 0.1")
     return number

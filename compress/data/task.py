@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from compress.data.checks import check_task_data, collate
 from compress.data.metrics import ACCURACY, MSE, Metric
 from compress.errors import DataError
 
@@ -41,24 +42,7 @@ class TaskData:
             raise DataError(f"task {self.name!r}: kind must be 'classification' or 'regression'")
         if self.metric is None:
             self.metric = ACCURACY if self.kind == "classification" else MSE
-        for split in ("train", "val", "test"):
-            if len(getattr(self, split)) == 0:  # type: ignore[arg-type]
-                raise DataError(f"task {self.name!r}: the {split} split is empty")
-            self._check_finite(split)
-
-    def _check_finite(self, split: str) -> None:
-        """NaN or inf in the data would train a NaN model: refused before training, naming the first sample.
-        (Checked on tensor datasets, which hold their data; other datasets are read only while training.)"""
-        for role, tensor in zip(("inputs", "targets"), getattr(getattr(self, split), "tensors", ()), strict=False):
-            if not tensor.is_floating_point():
-                continue
-            bad = ~torch.isfinite(tensor.reshape(len(tensor), -1)).all(dim=1)
-            if bad.any():
-                first = int(bad.nonzero()[0])
-                raise DataError(
-                    f"task {self.name!r}: the {split} split's {role} hold NaN or inf ({int(bad.sum())} samples, the first at index {first})",
-                    fix="drop or impute those samples before training",
-                )
+        check_task_data(self)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -76,7 +60,7 @@ class TaskData:
 
     def loader(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> DataLoader:
         generator = torch.Generator().manual_seed(seed)
-        return DataLoader(getattr(self, split), batch_size=batch_size, shuffle=shuffle, generator=generator)
+        return DataLoader(getattr(self, split), batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
 
     def on_model(self, name: str, module: Callable[[], torch.nn.Module]) -> None:
         """Called when the run gains or replaces the model `name` (`module()` builds it). A task whose data

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from compress.data.checks import collate
 from compress.distill.controller import LearnedController
 from compress.distill.features import FeatureTaps, Projector, match_spatial
 from compress.distill.losses import FEATURE_LOSSES, LOSSES, combine_teachers, distill_objective, task_loss
@@ -166,7 +167,7 @@ class DistillObjective(Objective):
         outputs: list[list[torch.Tensor]] = [[] for _ in self.teachers]
         features: dict[str, list[torch.Tensor]] = {name: [] for name in self.teacher_taps.names}
         with torch.no_grad():
-            for x, _ in DataLoader(dataset, batch_size=256):
+            for x, _ in DataLoader(dataset, batch_size=256, collate_fn=collate):
                 for k, teacher in enumerate(self.teachers):
                     outputs[k].append(teacher(x))
                 for name in features:

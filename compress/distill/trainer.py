@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 from tqdm.auto import tqdm
 
 from compress import distributed
-from compress.config import StageConfig
+from compress.config import BatchSize, StageConfig
+from compress.data.checks import collate
 from compress.data.task import TaskData
 from compress.errors import ModelError, RecipeError
 from compress.fsio import atomic_path
@@ -75,7 +76,7 @@ class FitConfig(StageConfig):
     """Optimisation settings shared by every training stage."""
 
     epochs: int = Field(60, ge=1, description="maximum training epochs")
-    batch_size: int = Field(64, ge=1, description="training batch size")
+    batch_size: BatchSize = Field(64, description="training batch size")
     lr: float = Field(3e-3, gt=0, description="peak learning rate (AdamW, cosine decay to 0)")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
     patience: int | None = Field(
@@ -135,7 +136,12 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
     sampler = _sampler(train, size, rank, seed, generator, growing=data is not None)
     loader = DataLoader(
-        train, batch_size=max(1, math.ceil(cfg.batch_size / size)), shuffle=sampler is None, sampler=sampler, generator=generator
+        train,
+        batch_size=max(1, math.ceil(cfg.batch_size / size)),
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=generator,
+        collate_fn=collate,
     )
     step = _Step(model, loss_fn)
     runner: nn.Module = DistributedDataParallel(step) if size > 1 else step

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,10 @@ class ModelSpec(BaseModel):
         MODELS.check(self.arch)
         params = inspect.signature(MODELS.get(self.arch)).parameters
         allowed = [p for p in params if p not in _INJECTED]
-        for key in self.kwargs:
+        for key, value in self.kwargs.items():
             if key not in allowed:
                 raise ValueError(f"unknown argument {key!r} for arch {self.arch!r}; valid: {', '.join(allowed)}")
+            _check_sizes(key, value)
         return self
 
     @property
@@ -58,6 +60,14 @@ class ModelSpec(BaseModel):
     @property
     def label(self) -> str:
         return self.arch or self.factory or "?"
+
+
+def _check_sizes(key: str, value: Any) -> None:
+    """Every whole number a zoo model takes (widths, depths, heads, kernel and patch sizes) is a size: >= 1."""
+    numbers = value if isinstance(value, list | tuple) else [value]
+    sizes = [n for n in numbers if isinstance(n, int) and not isinstance(n, bool)]
+    if any(n < 1 for n in sizes):
+        raise ValueError(f"{key}: sizes must be whole numbers >= 1, got {value!r}")
 
 
 def build_model(spec: ModelSpec, task: TaskData, *, load_weights: bool = True) -> nn.Module:
@@ -73,6 +83,8 @@ def build_model(spec: ModelSpec, task: TaskData, *, load_weights: bool = True) -
     except (TypeError, ValueError) as err:
         raise ModelError(f"cannot build model {spec.label!r}: {first_line(err)}") from err
     except Exception as err:
+        if spec.arch and isinstance(err, RuntimeError):  # sizes that do not fit each other or the input
+            raise ModelError(f"cannot build model {spec.label!r} with {spec.kwargs}: {first_line(err)}") from err
         if spec.arch:
             raise  # a zoo model that fails to build is our bug: its traceback is the report
         raise ModelError(
@@ -102,6 +114,11 @@ def check_fits_task(model: nn.Module, label: str, task: TaskData) -> None:
         ) from None
     finally:
         model.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        raise DataError(
+            f"model {label!r} returns a {type(out).__name__}, not a tensor of outputs",
+            fix="make forward() return one tensor of shape (batch, outputs), e.g. wrap the model and return its logits",
+        )
     expected = (example.shape[0], task.num_outputs)
     if tuple(out.shape) != expected:
         raise DataError(
@@ -128,10 +145,14 @@ def _why_unreadable(path: Path, err: Exception) -> str:
 def load_checkpoint(model: nn.Module, path: str | Path) -> None:
     """Load a state dict (or `{"state_dict": ...}`) saved by `torch.save`, never unpickling code."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"checkpoint {str(path)!r} is a folder, not a checkpoint file", fix="give the .pt file inside it")
     if not path.is_file():
         raise ModelError(f"checkpoint {str(path)!r} does not exist", fix="check the path in the recipe")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings about a foreign pickle protocol add nothing to our one line
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for corrupt or unsafe files
         raise ModelError(f"cannot read checkpoint {str(path)!r}: {_why_unreadable(path, err)}", fix=_CHECKPOINT_FIX) from None
     structure = state.get("structure") if isinstance(state, dict) else None

@@ -9,7 +9,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from compress.fsio import atomic_path, write_text
+from compress.fsio import atomic_path, check_writable, write_text
 from compress.records import RunEnvironment, Summary
 from compress.report.markdown import render_markdown
 from compress.report.plots import render_all
@@ -102,4 +102,5 @@ def write_run_report(run_dir: str | Path, *, out: Path | None = None, title: str
         )
     reference = reference or ("teacher" if "teacher" in names else None)
     title = title or f"Compression report: {summary.task}"
+    check_writable(out or Path(run_dir) / "report", "report folder", folder=True)
     return write_report(summary, environment, out or Path(run_dir) / "report", title=title, reference=reference)

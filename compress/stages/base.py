@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from compress.config import StageConfig
 from compress.context import RunContext
+from compress.data.task import TaskData
 from compress.errors import RecipeError
 from compress.records import ModelKind
 from compress.registry import Registry, did_you_mean
@@ -74,6 +75,17 @@ class Stage:
     def targets(self) -> list[str]:
         """Benchmark targets this stage runs models on besides the run's own (checked before anything runs)."""
         return []
+
+    def input_files(self) -> list[tuple[str, str]]:
+        """Files of the user's this stage reads, as (what, path): checked to exist before anything runs.
+        By default the checkpoint of every model the config names."""
+        from compress.models.spec import ModelSpec
+
+        specs = [v for v in dict(self.cfg).values() if isinstance(v, ModelSpec) and v.checkpoint]
+        return [("checkpoint", spec.checkpoint) for spec in specs if spec.checkpoint]
+
+    def check_inputs(self, task: TaskData) -> None:
+        """Check the user's files against the loaded task (shapes), before any stage of the run starts."""
 
     def plan(self, models: dict[str, Planned]) -> None:
         """Check this stage against the models earlier stages make (`validate` runs it for every stage,

@@ -119,7 +119,7 @@ class DistillConfig(FitConfig):
             raise ValueError("temperature cannot be adaptive; use constant, linear, cosine or step")
         ends = endpoints(t)
         if min(ends) <= 0:
-            raise ValueError(f"temperature must be > 0, got {ends}")
+            raise ValueError(f"temperature must be > 0, got {ends[0] if len(set(ends)) == 1 else list(ends)}")
         return t
 
     @field_validator("alpha")

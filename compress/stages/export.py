@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from compress.config import ModelName, StageConfig
 from compress.context import RunContext
@@ -18,15 +18,25 @@ from compress.stages.base import Planned, Stage, need, register_stage
 __all__ = ["Export", "ExportConfig"]
 
 
+MAX_OPSET = {"legacy": 20, "dynamo": 23}
+"""The newest opset each torch.onnx exporter of torch 2.13 writes (torch.onnx._constants)."""
+
+
 class ExportConfig(StageConfig):
     models: list[ModelName] | None = Field(
         None, description="FP32 models to export; default: every FP32 model in the run (INT8 models are ONNX already)"
     )
-    opset: int = Field(17, ge=13, description="ONNX opset")
+    opset: int = Field(17, ge=13, description="ONNX opset (13 to 20 with the legacy exporter, to 23 with dynamo)")
     exporter: Literal["legacy", "dynamo"] = Field("legacy", description="torch.onnx exporter (legacy is faster; both match PyTorch)")
     atol: float = Field(1e-4, gt=0, description="fail if any output differs from PyTorch by more than this")
     min_agreement: float = Field(0.99, ge=0, le=1, description="fail if top-1 agreement with PyTorch is lower (classification)")
     parity_samples: int = Field(256, ge=1, description="test samples compared between PyTorch and ONNX Runtime")
+
+    @model_validator(mode="after")
+    def _opset_the_exporter_writes(self) -> ExportConfig:
+        if self.opset > MAX_OPSET[self.exporter]:
+            raise ValueError(f"opset {self.opset}: the {self.exporter} exporter writes opsets 13 to {MAX_OPSET[self.exporter]}")
+        return self
 
 
 @register_stage

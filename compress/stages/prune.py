@@ -16,7 +16,7 @@ from torch import nn
 
 from compress import distributed
 from compress.bench import TimingConfig
-from compress.config import ModelName, StageConfig
+from compress.config import BatchSize, ModelName, StageConfig
 from compress.context import RunContext
 from compress.distill.losses import LOSSES
 from compress.distill.objective import DistillObjective, FeaturePair, ObjectiveSpec
@@ -43,7 +43,7 @@ class PruneTarget(BaseModel):
 
     kind: Literal["ratio", "params", "macs", "latency_ms"] = "ratio"
     value: float = Field(0.5, gt=0, description="the ratio (0 to 1), or the most params / MACs / milliseconds allowed")
-    batch_size: int = Field(32, ge=1, description="batch size the latency is measured at")
+    batch_size: BatchSize = Field(32, description="batch size the latency is measured at")
 
     @model_validator(mode="after")
     def _ratio_below_one(self) -> PruneTarget:

@@ -38,7 +38,7 @@ class QadConfig(FitConfig):
     freeze_after: int = Field(3, ge=0, description="epochs after which activation ranges stop following the batches")
     momentum: float = Field(0.01, gt=0, le=1, description="activation ranges: weight of each batch's min/max in the moving average")
     calibration_samples: int = Field(256, ge=1, description="training samples that set the initial activation ranges (min/max)")
-    opset: int = Field(17, ge=13, description="ONNX opset of the INT8 file")
+    opset: int = Field(17, ge=13, le=20, description="ONNX opset of the INT8 file (13 to 20: the legacy exporter writes it)")
     reduce_range: SevenBitWeights = None
     min_agreement: Agreement = Field(
         0.98, description="least top-1 agreement of the INT8 file with the fake-quantized model, through the target's arithmetic"

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from compress.config import Agreement, ModelName, SevenBitWeights, StageConfig
 from compress.context import RunContext
+from compress.data.task import TaskData
 from compress.deploy import add_int8_model, check_int8, cpu_runner, describe_check
 from compress.errors import DataError, RecipeError
 from compress.fsio import atomic_path
@@ -94,6 +95,13 @@ class Quantize(Stage):
 
     def requires(self) -> list[str]:
         return list(self.cfg.models or [])
+
+    def input_files(self) -> list[tuple[str, str]]:
+        return [("calibration file", self.cfg.calibration.file)] if self.cfg.calibration.file else []
+
+    def check_inputs(self, task: TaskData) -> None:
+        if self.cfg.calibration.file:
+            _calibration_file(self.cfg.calibration, task, mmap=True)
 
     def plan(self, models: dict[str, Planned]) -> None:
         names = self.cfg.models or [n for n, m in models.items() if m.kind == "fp32" and m.onnx]
@@ -186,20 +194,26 @@ def _calibration_inputs(ctx: RunContext, cfg: CalibrationConfig) -> np.ndarray:
     """The calibration batch: the task split's first samples, or the rows of the user's .npy file."""
     if cfg.file is None:
         return ctx.task.example_input(cfg.samples, split=cfg.split).numpy()
-    path = Path(cfg.file).expanduser()
-    fix = f"save an array of shape (N, {', '.join(map(str, ctx.task.input_shape))}) with numpy.save"
+    return np.ascontiguousarray(_calibration_file(cfg, ctx.task)[: cfg.samples], dtype=np.float32)
+
+
+def _calibration_file(cfg: CalibrationConfig, task: TaskData, *, mmap: bool = False) -> np.ndarray:
+    """The user's calibration array, checked against the task's input shape (`mmap`: read lazily, for the
+    check before the run)."""
+    path = Path(cfg.file or "").expanduser()
+    fix = f"save an array of shape (N, {', '.join(map(str, task.input_shape))}) with numpy.save"
     try:
-        data = np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except FileNotFoundError:
         raise DataError(f"quantize: calibration file {str(path)!r} not found", fix=fix) from None
     except (OSError, ValueError) as err:
         raise DataError(f"quantize: calibration file {str(path)!r} is not a numpy .npy array ({err})", fix=fix) from None
-    if not isinstance(data, np.ndarray) or tuple(data.shape[1:]) != ctx.task.input_shape or len(data) == 0:
+    if not isinstance(data, np.ndarray) or tuple(data.shape[1:]) != task.input_shape or len(data) == 0:
         shape = getattr(data, "shape", "?")
-        raise DataError(f"quantize: calibration file {path.name} has shape {shape}, the task's inputs are {ctx.task.input_shape}", fix=fix)
-    if not np.issubdtype(data.dtype, np.number) or not np.isfinite(data).all():
+        raise DataError(f"quantize: calibration file {path.name} has shape {shape}, the task's inputs are {task.input_shape}", fix=fix)
+    if not np.issubdtype(data.dtype, np.number) or not np.isfinite(data[: cfg.samples]).all():
         raise DataError(f"quantize: calibration file {path.name} holds non-numeric or non-finite values", fix=fix)
-    return np.ascontiguousarray(data[: cfg.samples], dtype=np.float32)
+    return data
 
 
 def _inc(

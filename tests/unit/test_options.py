@@ -71,7 +71,7 @@ STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
     },
     "benchmark": {
         "models": ([""], "should match pattern"),
-        "batch_sizes": ([0], "batch sizes must be >= 1"),
+        "batch_sizes": ([0], "batch sizes must be between 1 and 65536"),
         "split": ("train", "'test' or 'val'"),
         "timing": ({"warmup": -1}, "timing.warmup"),
         "targets": (["ort-gpu"], "unknown benchmark target 'ort-gpu'; did you mean"),

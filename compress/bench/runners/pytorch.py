@@ -17,12 +17,22 @@ __all__ = ["TorchCpuRunner", "TorchCompileRunner", "TorchCudaRunner", "TorchCuda
 
 
 def load_pt2(path: Path) -> Callable[[], Any]:
-    """A module factory for a `torch.export.save` archive (.pt2)."""
+    """A module factory for a `torch.export.save` archive (.pt2); a file that is not one is refused now."""
+    import zipfile
+
+    from compress.errors import ArtifactError, first_line
+
+    fix = "save it with torch.export.save(torch.export.export(model, (example,)), path)"
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path} is not a torch.export archive (.pt2 files are zip archives)", fix=fix)
 
     def build():
         import torch
 
-        return torch.export.load(str(path)).module()
+        try:
+            return torch.export.load(str(path)).module()
+        except Exception as err:  # torch raises several types for archives it cannot read
+            raise ArtifactError(f"{path} is not a readable torch.export archive ({first_line(err)})", fix=fix) from None
 
     return build
 

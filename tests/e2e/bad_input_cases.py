@@ -1,0 +1,537 @@
+"""The bad-input corpus: inputs written the way careless and hostile users write them. Each must end
+as one error line naming the file or key and the fix, exit code 2, and no pre-existing file changed
+(`test_bad_inputs.py` runs them). A case is the command line, the files it finds, and words its
+error line must hold."""
+
+from __future__ import annotations
+
+import pickle
+import textwrap
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple[str, ...]
+    expect: str
+    files: dict[str, Any] = field(default_factory=dict)  # path -> text, bytes, or Artifact(name)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file (or folder) built once per session by the test module: model.onnx, teacher.pt, baseline.json, run/."""
+
+    name: str
+
+
+TEACHER = {"name": "teacher", "model": {"arch": "mlp", "hidden": [16]}, "epochs": 1}
+
+
+def recipe(*stages: dict[str, Any], **top: Any) -> str:
+    data = {"name": "bad", "task": {"name": "digits"}, "target": {"threads": 1}, **top}
+    data["stages"] = list(stages) if stages else [{"train": TEACHER}]
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def train(**changes: Any) -> dict[str, Any]:
+    return {"train": {**TEACHER, **changes}}
+
+
+def student(**changes: Any) -> dict[str, Any]:
+    return {"distill": {"model": {"arch": "mlp", "hidden": [8]}, "epochs": 1, **changes}}
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this code ran",))
+
+
+USER = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+    from torch.utils.data import TensorDataset
+    from compress.data import TaskData
+
+    def _split(x, y):
+        return TensorDataset(x, y)
+
+    def task(n=60, features=6, ragged=False, test_features=None, label_max=2, nan_at=None):
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(n, features, generator=g), torch.randint(0, label_max, (n,), generator=g)
+        if nan_at is not None:
+            x[nan_at, 2] = float("nan")
+        test_x = torch.randn(20, test_features or features, generator=g)
+        data = [_split(x[:40], y[:40]), _split(x[40:], y[40:]), _split(test_x, y[:20])]
+        if ragged:
+            data[0] = [(torch.randn(6 if i % 2 else 7), 0) for i in range(40)]
+        return TaskData(*data, kind="classification", num_outputs=2, name="mine")
+
+    class Pair(nn.Module):
+        def __init__(self, in_shape, num_outputs, returns="tensor"):
+            super().__init__()
+            self.fc, self.returns = nn.Linear(in_shape[0], num_outputs), returns
+
+        def forward(self, x):
+            y = self.fc(x)
+            return {"tuple": (y, y), "dict": {"logits": y}, "tensor": y}[self.returns]
+
+    def model(in_shape, num_outputs, returns="tensor"):
+        return Pair(in_shape, num_outputs, returns)
+
+    def wide(in_shape, num_outputs):
+        return nn.Linear(in_shape[0], num_outputs + 3)
+
+    def not_a_model(in_shape, num_outputs):
+        return "a model"
+
+    def raising(**options):
+        raise KeyError("column 'label' not found")
+
+    NOT_CALLABLE = 3
+    """
+)
+USER_TASK = {"task": {"factory": "badcode:task"}}
+USER_MODEL = {"name": "teacher", "model": {"factory": "badcode:model"}, "epochs": 1}
+
+
+def _user(*stages: dict[str, Any], task: dict[str, Any] | None = None) -> dict[str, Any]:
+    top = {"task": task or {"factory": "badcode:task"}}
+    return {"badcode.py": USER, "r.yaml": recipe(*(stages or [{"train": USER_MODEL}]), **top)}
+
+
+def _run(*extra: str) -> tuple[str, ...]:
+    return ("run", "r.yaml", "--out", "out", "--quiet", *extra)
+
+
+RECIPE_FILE = [
+    Case("recipe-missing", ("validate", "nope.yaml"), "recipe 'nope.yaml' does not exist"),
+    Case("recipe-folder", ("run", "recipes"), "is a folder, not a recipe file", {"recipes/keep.txt": "mine"}),
+    Case("recipe-binary", ("run", "r.yaml"), "is not a text file (not UTF-8)", {"r.yaml": bytes(range(256))}),
+    Case("recipe-empty", ("validate", "r.yaml"), "a recipe is a mapping", {"r.yaml": ""}),
+    Case("recipe-yaml-syntax", ("validate", "r.yaml"), "not valid YAML", {"r.yaml": "name: x\nstages: [train: {epochs: 3}\n"}),
+    Case("recipe-tabs", ("validate", "r.yaml"), "not valid YAML", {"r.yaml": "name: x\n\tstages: []\n"}),
+    Case("recipe-a-list", ("validate", "r.yaml"), "a recipe is a mapping", {"r.yaml": "- train: {}\n"}),
+    Case("recipe-a-string", ("run", "r.yaml"), "a recipe is a mapping", {"r.yaml": "just some words\n"}),
+    Case(
+        "dup-top-key", ("validate", "r.yaml"), "duplicate key 'name' (first at line 1)", {"r.yaml": "name: a\nname: b\nstages: [train]\n"}
+    ),
+    Case(
+        "dup-nested-key",
+        ("run", "r.yaml"),
+        ":4: duplicate key 'lr' (first at line 3)",
+        {"r.yaml": "name: a\nstages:\n  - train: {model: {arch: mlp}, lr: 0.1,\n      lr: 1.0}\n"},
+    ),
+    Case("yaml-python-tag", ("validate", "r.yaml"), "not valid YAML", {"r.yaml": "name: !!python/object/apply:os.system ['echo hi']\n"}),
+    Case(
+        "yaml-alias-bomb",
+        ("validate", "r.yaml"),
+        "expands to more than 100,000 values",
+        {
+            "r.yaml": "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+            + "".join(
+                f"{k}: &{k} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+                for p, k in zip("abcdefgh", "bcdefghi", strict=True)
+            )
+            + "name: x\n"
+        },
+    ),
+    Case("unknown-top-key", ("validate", "r.yaml"), "did you mean 'stages'", {"r.yaml": recipe() + "stage: []\n"}),
+    Case("no-stages", ("run", "r.yaml"), "stages", {"r.yaml": "name: a\ntask: {name: digits}\nstages: []\n"}),
+    Case(
+        "unknown-stage",
+        ("validate", "r.yaml"),
+        "unknown stage 'distil'; did you mean 'distill'",
+        {"r.yaml": recipe(train(), {"distil": {}})},
+    ),
+    Case("stage-two-keys", ("validate", "r.yaml"), "write each stage as", {"r.yaml": recipe({"train": TEACHER, "export": {}})}),
+    Case(
+        "stage-key-typo",
+        ("validate", "r.yaml"),
+        "stages[0].train.epoch: unknown key; did you mean 'epochs'",
+        {"r.yaml": recipe(train(epoch=3))},
+    ),
+]
+
+NUMBERS = [
+    Case("lr-inf", ("validate", "r.yaml"), "stages[0].train.lr", {"r.yaml": recipe(train(lr=float("inf")))}),
+    Case("lr-nan", ("validate", "r.yaml"), "stages[0].train.lr", {"r.yaml": recipe(train(lr=float("nan")))}),
+    Case("lr-negative", ("validate", "r.yaml"), "stages[0].train.lr", {"r.yaml": recipe(train(lr=-0.1))}),
+    Case("lr-zero", ("validate", "r.yaml"), "stages[0].train.lr", {"r.yaml": recipe(train(lr=0))}),
+    Case("lr-diverges", _run(), "train teacher: training diverged in epoch 1", {"r.yaml": recipe(train(lr=1e12))}),
+    Case("lr-word", ("validate", "r.yaml"), "stages[0].train.lr", {"r.yaml": recipe(train(lr="fast"))}),
+    Case("epochs-zero", ("validate", "r.yaml"), "stages[0].train.epochs", {"r.yaml": recipe(train(epochs=0))}),
+    Case("epochs-negative", ("run", "r.yaml"), "stages[0].train.epochs", {"r.yaml": recipe(train(epochs=-3))}),
+    Case("epochs-float", ("validate", "r.yaml"), "stages[0].train.epochs", {"r.yaml": recipe(train(epochs=2.5))}),
+    Case("batch-size-zero", ("validate", "r.yaml"), "stages[0].train.batch_size", {"r.yaml": recipe(train(batch_size=0))}),
+    Case("batch-size-absurd", ("validate", "r.yaml"), "stages[0].train.batch_size", {"r.yaml": recipe(train(batch_size=10**12))}),
+    Case("patience-negative", ("validate", "r.yaml"), "stages[0].train.patience", {"r.yaml": recipe(train(patience=-1))}),
+    Case("grad-clip-inf", ("validate", "r.yaml"), "stages[0].train.grad_clip", {"r.yaml": recipe(train(grad_clip=float("inf")))}),
+    Case("temperature-zero", ("validate", "r.yaml"), "stages[1].distill.temperature", {"r.yaml": recipe(train(), student(temperature=0))}),
+    Case("alpha-above-one", ("validate", "r.yaml"), "stages[1].distill.alpha", {"r.yaml": recipe(train(), student(alpha=1.5))}),
+    Case(
+        "schedule-typo",
+        ("validate", "r.yaml"),
+        "stages[1].distill.temperature.kind: Input should be 'constant', 'linear', 'cosine', 'step' or 'adaptive' (got 'cosin')",
+        {"r.yaml": recipe(train(), student(temperature={"kind": "cosin", "start": 8, "end": 1}))},
+    ),
+    Case(
+        "schedule-missing-end",
+        ("validate", "r.yaml"),
+        "stages[1].distill.temperature",
+        {"r.yaml": recipe(train(), student(temperature={"kind": "cosine", "start": 8}))},
+    ),
+    Case(
+        "hidden-negative",
+        ("validate", "r.yaml"),
+        "hidden: sizes must be whole numbers >= 1",
+        {"r.yaml": recipe(train(model={"arch": "mlp", "hidden": [-4]}))},
+    ),
+    Case(
+        "unknown-arch",
+        ("validate", "r.yaml"),
+        "unknown model architecture 'resnet50'; did you mean 'resnet_cnn'",
+        {"r.yaml": recipe(train(model={"arch": "resnet50"}))},
+    ),
+    Case("seed-word", ("validate", "r.yaml"), "seed", {"r.yaml": recipe(seed="abc")}),
+    Case("threads-zero", ("validate", "r.yaml"), "target.threads", {"r.yaml": recipe(target={"threads": 0})}),
+    Case(
+        "prune-ratio-above-one",
+        ("validate", "r.yaml"),
+        "target",
+        {"r.yaml": recipe(train(), {"prune": {"model": "teacher", "target": {"kind": "ratio", "value": 1.5}}})},
+    ),
+    Case(
+        "prune-max-ratio",
+        ("validate", "r.yaml"),
+        "max_ratio",
+        {"r.yaml": recipe(train(), {"prune": {"model": "teacher", "max_ratio": 1.2}})},
+    ),
+    Case(
+        "benchmark-stage-batch-zero",
+        ("validate", "r.yaml"),
+        "batch_sizes",
+        {"r.yaml": recipe(train(), {"export": {}}, {"benchmark": {"batch_sizes": [0]}})},
+    ),
+    Case(
+        "benchmark-stage-batch-absurd",
+        ("validate", "r.yaml"),
+        "batch_sizes",
+        {"r.yaml": recipe(train(), {"export": {}}, {"benchmark": {"batch_sizes": [2**40]}})},
+    ),
+    Case(
+        "export-opset-future",
+        ("validate", "r.yaml"),
+        "opset 99: the legacy exporter writes opsets 13 to 20",
+        {"r.yaml": recipe(train(), {"export": {"opset": 99}})},
+    ),
+    Case(
+        "temperature-negative",
+        ("validate", "r.yaml"),
+        "temperature must be > 0, got -2",
+        {"r.yaml": recipe(train(), student(temperature=-2))},
+    ),
+    Case("export-atol-nan", ("validate", "r.yaml"), "atol", {"r.yaml": recipe(train(), {"export": {"atol": float("nan")}})}),
+    Case("quantize-mode", ("validate", "r.yaml"), "mode", {"r.yaml": recipe(train(), {"export": {}}, {"quantize": {"mode": "statik"}})}),
+    Case(
+        "calibration-samples-zero",
+        ("validate", "r.yaml"),
+        "samples",
+        {"r.yaml": recipe(train(), {"export": {}}, {"quantize": {"calibration": {"samples": 0}}})},
+    ),
+]
+
+NAMES_AND_ORDER = [
+    Case("unknown-task", ("validate", "r.yaml"), "digit", {"r.yaml": recipe(task={"name": "digit"})}),
+    Case("unknown-target", ("validate", "r.yaml"), "ort-cpus", {"r.yaml": recipe(target={"name": "ort-cpus"})}),
+    Case("unavailable-target", ("run", "r.yaml", "--quiet"), "ort-cuda", {"r.yaml": recipe(target={"name": "ort-cuda"})}),
+    Case("run-name-escapes", ("validate", "r.yaml"), "name", {"r.yaml": recipe(name="../../elsewhere")}),
+    Case("unknown-env", ("validate", "r.yaml"), "CartPole-v9", {"r.yaml": recipe(task={"env": "CartPole-v9"})}),
+    Case("unknown-cpu-kind", ("validate", "r.yaml"), "target.cpu", {"r.yaml": recipe(target={"cpu": "x86-avx9"})}),
+    Case(
+        "task-option-unknown",
+        ("run", "r.yaml", "--quiet"),
+        "built-in tasks take none",
+        {"r.yaml": recipe(task={"name": "digits", "options": {"bogus": 1}})},
+    ),
+    Case(
+        "calibration-file-missing",
+        ("validate", "r.yaml"),
+        "stages[2] (quantize): calibration file 'calib.npy' does not exist",
+        {"r.yaml": recipe(train(), {"export": {}}, {"quantize": {"calibration": {"file": "calib.npy"}}})},
+    ),
+    Case(
+        "calibration-file-missing-at-run",
+        _run(),
+        "calibration file 'calib.npy' does not exist",
+        {"r.yaml": recipe(train(), {"export": {}}, {"quantize": {"calibration": {"file": "calib.npy"}}})},
+    ),
+    Case(
+        "calibration-file-wrong-shape",
+        _run(),
+        "calibration file calib.npy has shape (4, 3)",
+        {
+            "r.yaml": recipe(train(), {"export": {}}, {"quantize": {"calibration": {"file": "calib.npy"}}}),
+            "calib.npy": Artifact("calib-4x3.npy"),
+        },
+    ),
+    Case("quantize-nothing-exported", ("validate", "r.yaml"), "quantize", {"r.yaml": recipe(train(), {"quantize": {}})}),
+    Case("benchmark-nothing-exported", ("validate", "r.yaml"), "benchmark", {"r.yaml": recipe(train(), {"benchmark": {}})}),
+    Case("export-nothing", ("validate", "r.yaml"), "export", {"r.yaml": recipe({"export": {}})}),
+    Case("distill-no-teacher", ("validate", "r.yaml"), "teacher", {"r.yaml": recipe(student())}),
+    Case(
+        "distill-teacher-typo", ("validate", "r.yaml"), "did you mean 'teacher'", {"r.yaml": recipe(train(), student(teacher="teacher1"))}
+    ),
+    Case("prune-unknown-model", ("validate", "r.yaml"), "studnet", {"r.yaml": recipe(train(), {"prune": {"model": "studnet"}})}),
+    Case("two-models-one-name", ("validate", "r.yaml"), "teacher", {"r.yaml": recipe(train(), train())}),
+    Case("task-factory-missing", ("validate", "r.yaml"), "cannot import 'nosuch'", {"r.yaml": recipe(task={"factory": "nosuch:make"})}),
+    Case("task-factory-no-colon", ("validate", "r.yaml"), "module:function", {"r.yaml": recipe(task={"factory": "badcode.task"})}),
+    Case("task-factory-not-callable", ("validate", "r.yaml"), "NOT_CALLABLE", _user(task={"factory": "badcode:NOT_CALLABLE"})),
+    Case(
+        "model-factory-missing",
+        ("validate", "r.yaml"),
+        "make_modle",
+        _user({"train": {**USER_MODEL, "model": {"factory": "badcode:make_modle"}}}),
+    ),
+]
+
+RUN_FOLDER = [
+    Case("out-is-a-file", _run(), "is a file, not a folder", {"r.yaml": recipe(), "out": "notes"}),
+    Case("out-under-a-file", (*_run()[:3], "notes/run", "--quiet"), "notes", {"r.yaml": recipe(), "notes": "notes"}),
+    Case("out-foreign-folder", _run(), "is not an edge-compress run folder", {"r.yaml": recipe(), "out/src/app.py": "print(1)"}),
+    Case(
+        "overwrite-foreign-manifest",
+        _run("--overwrite"),
+        "not an edge-compress manifest; nothing was deleted",
+        {"r.yaml": recipe(), "out/manifest.json": '{"name": "web-app", "icons": []}', "out/src/app.py": "print(1)"},
+    ),
+    Case(
+        "overwrite-run-with-foreign-file",
+        _run("--overwrite"),
+        "holds files edge-compress did not write: notes.txt",
+        {"r.yaml": recipe(), "out": Artifact("run"), "out/notes.txt": "mine"},
+    ),
+    Case("existing-run", _run(), "already holds a run", {"r.yaml": recipe(), "out": Artifact("run")}),
+    Case("resume-and-overwrite", _run("--resume", "--overwrite"), "not allowed with argument", {"r.yaml": recipe()}),
+    Case("resume-garbage-manifest", _run("--resume"), "manifest", {"r.yaml": recipe(), "out/manifest.json": "\x00\x01garbage"}),
+    Case("report-not-a-run", ("report", "somewhere"), "somewhere", {"somewhere/file.txt": "x"}),
+    Case(
+        "report-schema-word",
+        ("report", "out"),
+        "schema_version '2' is not a number",
+        {"out/manifest.json": '{"schema_version": "2", "name": "x"}'},
+    ),
+    Case("report-manifest-newer", ("report", "out"), "upgrade edge-compress", {"out/manifest.json": '{"schema_version": 9, "name": "x"}'}),
+    Case("report-missing", ("report", "nothing-here"), "nothing-here"),
+    Case("report-out-is-a-file", ("report", "out", "--out", "notes"), "notes", {"out": Artifact("run"), "notes": "mine"}),
+    Case("report-unknown-reference", ("report", "out", "--reference", "teachr"), "teachr", {"out": Artifact("run")}),
+]
+
+CHECKPOINTS = [
+    Case(
+        "checkpoint-missing",
+        _run(),
+        "checkpoint 'teacher.pt' does not exist",
+        {"r.yaml": recipe({"load": {"model": {"arch": "mlp", "hidden": [16], "checkpoint": "teacher.pt"}}})},
+    ),
+    *[
+        Case(
+            f"checkpoint-{kind}",
+            _run(),
+            words,
+            {"r.yaml": recipe({"load": {"model": {"arch": "mlp", "hidden": [16], "checkpoint": "teacher.pt"}}}), "teacher.pt": content},
+        )
+        for kind, content, words in (
+            ("empty", b"", "the file is empty"),
+            ("random-bytes", bytes(range(256)) * 8, "not a PyTorch checkpoint"),
+            ("pickle-code", pickle.dumps(_Evil()), "not a PyTorch checkpoint"),
+            ("text", "weights: 1 2 3\n", "not a PyTorch checkpoint"),
+        )
+    ],
+    Case(  # teacher.pt holds an mlp with hidden [16]
+        "checkpoint-other-architecture",
+        _run(),
+        "does not fit the model",
+        {
+            "r.yaml": recipe({"load": {"model": {"arch": "mlp", "hidden": [64], "checkpoint": "teacher.pt"}}}),
+            "teacher.pt": Artifact("teacher.pt"),
+        },
+    ),
+]
+
+USER_CODE = [
+    Case("task-factory-raises", _run(), "task factory 'badcode:raising' failed: KeyError", _user(task={"factory": "badcode:raising"})),
+    Case(
+        "task-factory-options",
+        _run(),
+        "unexpected keyword argument 'rows'",
+        _user(task={"factory": "badcode:task", "options": {"rows": 5}}),
+    ),
+    Case(
+        "ragged-samples",
+        _run(),
+        "the train split's sample 1 has shape (6,), sample 0 of train (7,)",
+        _user(task={"factory": "badcode:task", "options": {"ragged": True}}),
+    ),
+    Case(
+        "train-test-shapes-differ",
+        _run(),
+        "the test split's inputs have shape (9,), the train split's (6,)",
+        _user(task={"factory": "badcode:task", "options": {"test_features": 9}}),
+    ),
+    Case("labels-out-of-range", _run(), "labels outside 0..1", _user(task={"factory": "badcode:task", "options": {"label_max": 5}})),
+    Case(
+        "nan-in-user-data",
+        _run(),
+        "the train split's inputs hold NaN or inf (1 samples, the first at index 13)",
+        _user(task={"factory": "badcode:task", "options": {"nan_at": 13}}),
+    ),
+    Case(
+        "nan-in-user-val-data",
+        _run(),
+        "the val split's inputs hold NaN",
+        _user(task={"factory": "badcode:task", "options": {"nan_at": 45}}),
+    ),
+    Case(
+        "model-returns-tuple", _run(), "tuple", _user({"train": {**USER_MODEL, "model": {"factory": "badcode:model", "returns": "tuple"}}})
+    ),
+    Case(
+        "model-returns-dict",
+        _run(),
+        "returns a dict, not a tensor",
+        _user({"train": {**USER_MODEL, "model": {"factory": "badcode:model", "returns": "dict"}}}),
+    ),
+    Case(
+        "model-wrong-outputs",
+        _run(),
+        "outputs shape (2, 5) but task 'mine' needs (2, 2)",
+        _user({"train": {**USER_MODEL, "model": {"factory": "badcode:wide"}}}),
+    ),
+    Case(
+        "model-not-a-module", _run(), "not a torch.nn.Module", _user({"train": {**USER_MODEL, "model": {"factory": "badcode:not_a_model"}}})
+    ),
+    Case(
+        "model-option-unknown",
+        _run(),
+        "unexpected keyword argument 'depth'",
+        _user({"train": {**USER_MODEL, "model": {"factory": "badcode:model", "depth": 3}}}),
+    ),
+]
+
+BENCH = [
+    Case("bench-missing-file", ("bench", "nope.onnx"), "nope.onnx"),
+    Case("bench-empty-onnx", ("bench", "m.onnx"), "m.onnx", {"m.onnx": b""}),
+    Case("bench-garbage-onnx", ("bench", "m.onnx"), "m.onnx", {"m.onnx": bytes(range(256)) * 4}),
+    Case("bench-folder", ("bench", "models"), "models", {"models/a.onnx": Artifact("model.onnx")}),
+    Case(
+        "bench-pt2-not-zip",
+        ("bench", "m.pt2", "--target", "torch-cpu", "--input-shape", "1,8,8"),
+        "not a torch.export archive",
+        {"m.pt2": b"not a zip"},
+    ),
+    Case(
+        "bench-zip-not-export",
+        ("bench", "m.pt2", "--target", "torch-cpu", "--input-shape", "1,8,8"),
+        "not a readable torch.export archive",
+        {"m.pt2": Artifact("not-export.pt2")},
+    ),
+    Case("bench-onnx-on-torch-target", ("bench", "m.onnx", "--target", "torch-cpu"), ".pt2", {"m.onnx": Artifact("model.onnx")}),
+    Case("bench-unknown-target", ("bench", "m.onnx", "--target", "ort-gpu"), "--target", {"m.onnx": Artifact("model.onnx")}),
+    Case("bench-threads-zero", ("bench", "m.onnx", "--threads", "0"), "--threads", {"m.onnx": Artifact("model.onnx")}),
+    Case("bench-batch-zero", ("bench", "m.onnx", "--batch-sizes", "0"), "--batch-sizes", {"m.onnx": Artifact("model.onnx")}),
+    Case("bench-batch-absurd", ("bench", "m.onnx", "--batch-sizes", str(2**40)), "--batch-sizes", {"m.onnx": Artifact("model.onnx")}),
+    Case("bench-rounds-zero", ("bench", "m.onnx", "--rounds", "0"), "--rounds", {"m.onnx": Artifact("model.onnx")}),
+    Case("bench-min-time-inf", ("bench", "m.onnx", "--min-time", "inf"), "--min-time", {"m.onnx": Artifact("model.onnx")}),
+    Case("bench-input-shape-words", ("bench", "m.onnx", "--input-shape", "a,b"), "--input-shape", {"m.onnx": Artifact("model.onnx")}),
+    Case("bench-input-shape-wrong", ("bench", "m.onnx", "--input-shape", "3,5"), "3, 5", {"m.onnx": Artifact("model.onnx")}),
+    Case("bench-unknown-task", ("bench", "m.onnx", "--task", "digitz"), "digitz", {"m.onnx": Artifact("model.onnx")}),
+    Case("bench-task-mismatch", ("bench", "m.onnx", "--task", "diabetes"), "the task gives (10,)", {"m.onnx": Artifact("model.onnx")}),
+    Case(
+        "bench-save-baseline-folder",
+        ("bench", "m.onnx", "--save-baseline", "perf"),
+        "perf",
+        {"m.onnx": Artifact("model.onnx"), "perf/old.json": "{}"},
+    ),
+    Case(
+        "bench-save-baseline-under-file",
+        ("bench", "m.onnx", "--save-baseline", "notes/b.json"),
+        "notes",
+        {"m.onnx": Artifact("model.onnx"), "notes": "mine"},
+    ),
+    Case("bench-json-folder", ("bench", "m.onnx", "--json", "perf"), "perf", {"m.onnx": Artifact("model.onnx"), "perf/old.json": "{}"}),
+]
+
+REGRESS = [
+    Case(
+        "regress-missing-baseline",
+        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
+        "b.json",
+        {"m.onnx": Artifact("model.onnx")},
+    ),
+    Case(
+        "regress-empty-baseline",
+        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
+        "b.json",
+        {"m.onnx": Artifact("model.onnx"), "b.json": ""},
+    ),
+    Case(
+        "regress-garbage-baseline",
+        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
+        "b.json",
+        {"m.onnx": Artifact("model.onnx"), "b.json": "[1, 2"},
+    ),
+    Case(
+        "regress-other-json",
+        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
+        "b.json",
+        {"m.onnx": Artifact("model.onnx"), "b.json": '{"name": "pkg"}'},
+    ),
+    Case(
+        "regress-baseline-without-shape",
+        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
+        "model.input_shape: Field required",
+        {"m.onnx": Artifact("model.onnx"), "b.json": Artifact("baseline-without-shape.json")},
+    ),
+    Case(
+        "regress-slowdown-word",
+        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "fast"),
+        "--max-slowdown",
+        {"m.onnx": Artifact("model.onnx"), "b.json": Artifact("baseline.json")},
+    ),
+    Case(
+        "regress-slowdown-negative",
+        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "-5%"),
+        "--max-slowdown",
+        {"m.onnx": Artifact("model.onnx"), "b.json": Artifact("baseline.json")},
+    ),
+    Case(
+        "regress-alpha-above-one",
+        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%", "--alpha", "2"),
+        "--alpha",
+        {"m.onnx": Artifact("model.onnx"), "b.json": Artifact("baseline.json")},
+    ),
+    Case(
+        "regress-junit-folder",
+        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%", "--junit", "ci"),
+        "ci",
+        {"m.onnx": Artifact("model.onnx"), "b.json": Artifact("baseline.json"), "ci/old.xml": "<x/>"},
+    ),
+    Case(
+        "regress-missing-model",
+        ("regress", "new.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
+        "new.onnx",
+        {"b.json": Artifact("baseline.json")},
+    ),
+    Case(
+        "regress-missing-reference",
+        ("regress", "m.onnx", "--reference", "old.onnx", "--max-slowdown", "10%"),
+        "old.onnx",
+        {"m.onnx": Artifact("model.onnx")},
+    ),
+]
+
+CASES = [*RECIPE_FILE, *NUMBERS, *NAMES_AND_ORDER, *RUN_FOLDER, *CHECKPOINTS, *USER_CODE, *BENCH, *REGRESS]
