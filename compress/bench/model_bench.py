@@ -60,7 +60,10 @@ def _onnx_sample_shape(path: Path) -> tuple[int, ...] | None:
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as err:  # onnx raises DecodeError and friends
-        raise ArtifactError(f"{path} is not a readable ONNX file ({first_line(err)})") from None
+        what = "does not exist" if not path.exists() else f"is not a readable ONNX file ({first_line(err)})"
+        raise ArtifactError(
+            f"model file {path} {what}", fix="give the path of an .onnx file that torch.onnx.export or another exporter wrote"
+        ) from None
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     if not inputs or not graph.node:  # protobuf reads an empty file as an empty model

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from compress.data.task import TaskData
-from compress.errors import DataError, RecipeError, first_line
+from compress.errors import CompressError, DataError, RecipeError, first_line
 from compress.imports import check_callable_spec, resolve_callable
 
 __all__ = ["TaskSpec"]
@@ -60,13 +60,18 @@ class TaskSpec(BaseModel):
         factory = resolve_callable(self.factory or "")
         try:
             task = factory(**self.options)
+        except CompressError:  # the data it built failed a check (TaskData): that line says it all
+            raise
         except Exception as err:  # the user's code: its failure is bad input, reported in one line
             raise DataError(
                 f"task factory {self.factory!r} failed: {type(err).__name__}: {first_line(err)}",
                 fix="fix the factory or its options; run with --debug to see its traceback",
             ) from err
         if not isinstance(task, TaskData):
-            raise RecipeError(f"task factory {self.factory!r} returned {type(task).__name__}, not compress.data.TaskData")
+            raise RecipeError(
+                f"task factory {self.factory!r} returned {type(task).__name__}, not compress.data.TaskData",
+                fix="return TaskData(train, val, test, kind=..., num_outputs=...) (see the README's 'Your own data and models')",
+            )
         return task
 
 

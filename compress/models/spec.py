@@ -81,10 +81,12 @@ def build_model(spec: ModelSpec, task: TaskData, *, load_weights: bool = True) -
     try:
         model = builder(**kwargs)
     except (TypeError, ValueError) as err:
-        raise ModelError(f"cannot build model {spec.label!r}: {first_line(err)}") from err
+        raise ModelError(f"cannot build model {spec.label!r}: {first_line(err)}", fix="check the keys under model: in the recipe") from err
     except Exception as err:
         if spec.arch and isinstance(err, RuntimeError):  # sizes that do not fit each other or the input
-            raise ModelError(f"cannot build model {spec.label!r} with {spec.kwargs}: {first_line(err)}") from err
+            raise ModelError(
+                f"cannot build model {spec.label!r} with {spec.kwargs}: {first_line(err)}", fix="check its sizes against the task's inputs"
+            ) from err
         if spec.arch:
             raise  # a zoo model that fails to build is our bug: its traceback is the report
         raise ModelError(
@@ -92,7 +94,9 @@ def build_model(spec: ModelSpec, task: TaskData, *, load_weights: bool = True) -
             fix="fix the factory or its arguments; run with --debug to see its traceback",
         ) from err
     if not isinstance(model, nn.Module):
-        raise ModelError(f"model factory {spec.label!r} returned {type(model).__name__}, not a torch.nn.Module")
+        raise ModelError(
+            f"model factory {spec.label!r} returned {type(model).__name__}, not a torch.nn.Module", fix="return the nn.Module it builds"
+        )
     if spec.checkpoint and load_weights:
         load_checkpoint(model, spec.checkpoint)
     check_fits_task(model, spec.label, task)
@@ -166,7 +170,10 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
         detail = detail if len(detail) <= 200 else detail[:197] + "..."
-        raise ModelError(f"checkpoint {str(path)!r} does not fit the model: {detail}") from None
+        raise ModelError(
+            f"checkpoint {str(path)!r} does not fit the model: {detail}",
+            fix="give model: the architecture and sizes the checkpoint was trained with",
+        ) from None
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, structure: bool = False) -> None:

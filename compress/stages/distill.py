@@ -119,7 +119,7 @@ class DistillConfig(FitConfig):
             raise ValueError("temperature cannot be adaptive; use constant, linear, cosine or step")
         ends = endpoints(t)
         if min(ends) <= 0:
-            raise ValueError(f"temperature must be > 0, got {ends[0] if len(set(ends)) == 1 else list(ends)}")
+            raise ValueError(f"temperature must be > 0, got {_shown(ends)}")
         return t
 
     @field_validator("alpha")
@@ -127,7 +127,7 @@ class DistillConfig(FitConfig):
     def _unit_alpha(cls, a: float | Schedule) -> float | Schedule:
         ends = endpoints(a)
         if not all(0 <= v <= 1 for v in ends):
-            raise ValueError(f"alpha must stay within [0, 1], got {ends}")
+            raise ValueError(f"alpha must stay within [0, 1], got {_shown(ends)}")
         return a
 
 
@@ -170,3 +170,8 @@ class Distill(Stage):
             raise RecipeError(f"distill: dagger needs a policy task; {ctx.task.name!r} has no environment", fix="remove dagger")
         if cfg.dagger is not None and cfg.self_distill:
             raise RecipeError("distill: dagger needs a teacher to relabel the student's states, not 'ema'", fix="name a teacher model")
+
+
+def _shown(ends: tuple[float, ...]) -> str:
+    """A number as written, or a schedule's start and end."""
+    return f"{ends[0]:g}" if len(set(ends)) == 1 else f"a schedule from {ends[0]:g} to {ends[-1]:g}"

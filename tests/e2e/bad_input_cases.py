@@ -172,7 +172,12 @@ NUMBERS = [
     Case("patience-negative", ("validate", "r.yaml"), "stages[0].train.patience", {"r.yaml": recipe(train(patience=-1))}),
     Case("grad-clip-inf", ("validate", "r.yaml"), "stages[0].train.grad_clip", {"r.yaml": recipe(train(grad_clip=float("inf")))}),
     Case("temperature-zero", ("validate", "r.yaml"), "stages[1].distill.temperature", {"r.yaml": recipe(train(), student(temperature=0))}),
-    Case("alpha-above-one", ("validate", "r.yaml"), "stages[1].distill.alpha", {"r.yaml": recipe(train(), student(alpha=1.5))}),
+    Case(
+        "alpha-above-one",
+        ("validate", "r.yaml"),
+        "stages[1].distill.alpha: alpha must stay within [0, 1], got 1.5",
+        {"r.yaml": recipe(train(), student(alpha=1.5))},
+    ),
     Case(
         "schedule-typo",
         ("validate", "r.yaml"),
@@ -374,7 +379,7 @@ USER_CODE = [
     Case(
         "ragged-samples",
         _run(),
-        "the train split's sample 1 has shape (6,), sample 0 of train (7,)",
+        "edge-compress: error: task 'mine': the train split's sample 1 has shape (6,), sample 0 of train (7,)",
         _user(task={"factory": "badcode:task", "options": {"ragged": True}}),
     ),
     Case(
@@ -465,71 +470,34 @@ BENCH = [
     Case("bench-json-folder", ("bench", "m.onnx", "--json", "perf"), "perf", {"m.onnx": Artifact("model.onnx"), "perf/old.json": "{}"}),
 ]
 
+
+def _regress(id_: str, expect: str, *flags: str, baseline: Any = Artifact("baseline.json"), **files: Any) -> Case:
+    """`regress m.onnx --baseline b.json --max-slowdown 10%` plus `flags` (later ones win), with these files."""
+    argv = ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%", *flags)
+    found = {"m.onnx": Artifact("model.onnx"), **({"b.json": baseline} if baseline is not None else {}), **files}
+    return Case(id_, argv, expect, {k: v for k, v in found.items() if v is not None})
+
+
 REGRESS = [
-    Case(
-        "regress-missing-baseline",
-        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
-        "b.json",
-        {"m.onnx": Artifact("model.onnx")},
-    ),
-    Case(
-        "regress-empty-baseline",
-        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
-        "b.json",
-        {"m.onnx": Artifact("model.onnx"), "b.json": ""},
-    ),
-    Case(
-        "regress-garbage-baseline",
-        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
-        "b.json",
-        {"m.onnx": Artifact("model.onnx"), "b.json": "[1, 2"},
-    ),
-    Case(
-        "regress-other-json",
-        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
-        "b.json",
-        {"m.onnx": Artifact("model.onnx"), "b.json": '{"name": "pkg"}'},
-    ),
-    Case(
-        "regress-baseline-without-shape",
-        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
-        "model.input_shape: Field required",
-        {"m.onnx": Artifact("model.onnx"), "b.json": Artifact("baseline-without-shape.json")},
-    ),
-    Case(
-        "regress-slowdown-word",
-        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "fast"),
-        "--max-slowdown",
-        {"m.onnx": Artifact("model.onnx"), "b.json": Artifact("baseline.json")},
-    ),
-    Case(
-        "regress-slowdown-negative",
-        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "-5%"),
-        "--max-slowdown",
-        {"m.onnx": Artifact("model.onnx"), "b.json": Artifact("baseline.json")},
-    ),
-    Case(
-        "regress-alpha-above-one",
-        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%", "--alpha", "2"),
-        "--alpha",
-        {"m.onnx": Artifact("model.onnx"), "b.json": Artifact("baseline.json")},
-    ),
-    Case(
-        "regress-junit-folder",
-        ("regress", "m.onnx", "--baseline", "b.json", "--max-slowdown", "10%", "--junit", "ci"),
-        "ci",
-        {"m.onnx": Artifact("model.onnx"), "b.json": Artifact("baseline.json"), "ci/old.xml": "<x/>"},
-    ),
+    _regress("regress-missing-baseline", "baseline b.json does not exist", baseline=None),
+    _regress("regress-empty-baseline", "baseline b.json is not valid JSON", baseline=""),
+    _regress("regress-garbage-baseline", "baseline b.json is not valid JSON", baseline="[1, 2"),
+    _regress("regress-other-json", "b.json is not an edge-compress baseline", baseline='{"name": "pkg"}'),
+    _regress("regress-baseline-without-shape", "model.input_shape: Field required", baseline=Artifact("baseline-without-shape.json")),
+    _regress("regress-slowdown-word", "--max-slowdown 'fast' is not a fraction", "--max-slowdown", "fast"),
+    _regress("regress-slowdown-negative", "argument --max-slowdown", "--max-slowdown", "-5%"),
+    _regress("regress-alpha-above-one", "argument --alpha: '2' is not between 0 and 1", "--alpha", "2"),
+    _regress("regress-junit-folder", "--junit ci is a folder, not a file", "--junit", "ci", **{"ci/old.xml": "<x/>"}),
     Case(
         "regress-missing-model",
         ("regress", "new.onnx", "--baseline", "b.json", "--max-slowdown", "10%"),
-        "new.onnx",
+        "model file new.onnx does not exist",
         {"b.json": Artifact("baseline.json")},
     ),
     Case(
         "regress-missing-reference",
         ("regress", "m.onnx", "--reference", "old.onnx", "--max-slowdown", "10%"),
-        "old.onnx",
+        "model file old.onnx does not exist",
         {"m.onnx": Artifact("model.onnx")},
     ),
 ]

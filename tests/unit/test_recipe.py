@@ -60,7 +60,7 @@ def test_wrong_type_and_out_of_range(write_recipe, tiny_recipe):
     assert "stages[0].train.epochs: " in _error(write_recipe, tiny_recipe)
     tiny_recipe["stages"][0]["train"]["epochs"] = 3
     tiny_recipe["stages"][1]["distill"]["alpha"] = 1.5
-    assert "stages[1].distill.alpha: alpha must stay within [0, 1], got (1.5,)" in _error(write_recipe, tiny_recipe)
+    assert "stages[1].distill.alpha: alpha must stay within [0, 1], got 1.5" in _error(write_recipe, tiny_recipe)
 
 
 def test_bad_model_arguments_and_names(write_recipe, tiny_recipe):
