@@ -36,6 +36,8 @@ class Parser(argparse.ArgumentParser):
     """argparse with errors in one line (its usage block is what --help is for); sub-commands inherit it."""
 
     def error(self, message: str):  # type: ignore[override]
+        if message.endswith("expected one argument"):  # argparse reads a value like -5% as an option
+            message += " (a value that starts with '-' is written --option=-5%)"
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 

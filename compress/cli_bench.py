@@ -103,6 +103,9 @@ def _settings(args: argparse.Namespace):
         ) from None
 
 
+MEASUREMENT = "edge-compress-measurement"
+"""The "kind" of a `bench --json` file (so a later --json may replace it, and nothing else)."""
+
 _OPTIONS = {
     "name": "--target",
     "threads": "--threads",
@@ -179,13 +182,14 @@ def _fmt(stats: dict[str, Any]) -> str:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from compress.bench.baseline import save_baseline
+    from compress.bench.baseline import KIND, save_baseline
     from compress.bench.model_bench import bench_model
-    from compress.fsio import check_writable, write_json
+    from compress.fsio import check_replaceable, check_writable, write_json
 
-    for option, path in (("--json", args.json), ("--save-baseline", args.save_baseline)):
+    for option, path, kind in (("--json", args.json, MEASUREMENT), ("--save-baseline", args.save_baseline, KIND)):
         if path is not None:
             check_writable(path, option)
+            check_replaceable(path, option, kind)
     result = bench_model(args.model, _settings(args))
     r = result["runner"]
     print(f"{args.model}  on {r['target']} ({r['runtime']}, {r['provider']}, {r['threads']} threads)")
@@ -201,7 +205,7 @@ def _bench(args: argparse.Namespace) -> int:
     if any(s["noisy"] for s in result["latency"].values()):
         print("warning: noisy measurement; close other work, pin --threads, or raise --rounds/--min-time", file=sys.stderr)
     if args.json:
-        write_json(args.json, result)
+        write_json(args.json, {"kind": MEASUREMENT, **result})
     if args.save_baseline:
         save_baseline(result, args.save_baseline, command=shlex.join(["edge-compress", *sys.argv[1:]]))
         print(f"baseline: {args.save_baseline}")

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["StageConfig", "ModelName", "NAME_PATTERN", "BatchSize", "BatchSizes", "MAX_BATCH", "SevenBitWeights", "Agreement"]
+__all__ = [
+    "no_booleans_as_numbers",
+    "StageConfig",
+    "ModelName",
+    "NAME_PATTERN",
+    "BatchSize",
+    "BatchSizes",
+    "MAX_BATCH",
+    "SevenBitWeights",
+    "Agreement",
+]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 ModelName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
@@ -39,3 +50,25 @@ class StageConfig(BaseModel):
     """Unknown keys are errors; configs are frozen, plain JSON-able data (hashed for resume)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, data: Any) -> Any:
+        return no_booleans_as_numbers(cls, data)
+
+
+def no_booleans_as_numbers(model: type[BaseModel], data: Any) -> Any:
+    """For a `mode="before"` validator: `epochs: true` is a typo, not 1 (pydantic's lax mode would take it)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            field = model.model_fields.get(key)
+            if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+                raise ValueError(f"{key}: {str(value).lower()} is not a number")
+    return data
+
+
+def _numeric(annotation: Any) -> bool:
+    """int or float, possibly `| None` or Annotated."""
+    args = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) in (Union, UnionType) else [annotation]
+    base = [get_args(a)[0] if get_origin(a) is Annotated else a for a in args]
+    return bool(base) and all(b in (int, float) for b in base)

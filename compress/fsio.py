@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_text", "write_json", "sha256_file", "check_writable"]
+__all__ = ["atomic_path", "write_text", "write_json", "sha256_file", "check_writable", "check_replaceable"]
 
 
 @contextlib.contextmanager
@@ -51,6 +51,11 @@ def check_writable(path: str | os.PathLike[str], what: str, *, folder: bool = Fa
     from compress.errors import ArtifactError
 
     dest = Path(path)
+    long = next((part for part in dest.parts if len(os.fsencode(part)) > 255), None)
+    if long is not None:  # checked first: the file system refuses even to look such a name up
+        raise ArtifactError(f"{what} {str(dest)[:40]}...: the name {long[:20]}... is longer than 255 bytes", fix="choose a shorter name")
+    if dest.is_symlink() and not dest.exists():
+        raise ArtifactError(f"{what} {dest} is a broken symbolic link (to {os.readlink(dest)})", fix="remove it or give another path")
     if dest.exists() and dest.is_dir() != folder:
         kind = "a file, not a folder" if folder else "a folder, not a file"
         raise ArtifactError(f"{what} {dest} is {kind}", fix=f"give a {'folder' if folder else 'file'} path")
@@ -60,6 +65,22 @@ def check_writable(path: str | os.PathLike[str], what: str, *, folder: bool = Fa
     writable_in = dest if dest.is_dir() else existing if existing != dest else dest.parent
     if not os.access(writable_in, os.W_OK | os.X_OK):
         raise ArtifactError(f"{what} {dest}: cannot write in {writable_in} (permission denied)", fix="choose a writable path")
+
+
+def check_replaceable(path: str | os.PathLike[str], what: str, kind: str) -> None:
+    """An output file may replace an earlier one of its `kind` (a JSON object whose "kind" is it), never
+    another file that happens to have the name (a recipe, someone's notes)."""
+    from compress.errors import ArtifactError
+
+    dest = Path(path)
+    if not dest.is_file() or dest.stat().st_size == 0:
+        return
+    try:
+        ours = json.loads(dest.read_text(encoding="utf-8")).get("kind") == kind
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        ours = False
+    if not ours:
+        raise ArtifactError(f"{what} {dest} exists and is not an earlier {kind} file; it was left as it was", fix="give a new file name")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

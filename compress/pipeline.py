@@ -19,7 +19,7 @@ from compress import distributed, rundir
 from compress.bench.runners import TargetSpec
 from compress.context import RunContext
 from compress.data.spec import TaskSpec
-from compress.errors import ArtifactError, CompressError, RecipeError
+from compress.errors import ArtifactError, RecipeError
 from compress.fsio import check_writable, sha256_file, write_json
 from compress.manifest import MANIFEST, Manifest, StageRecord, config_hash, environment, now
 from compress.records import MetricInfo
@@ -49,8 +49,7 @@ class Pipeline:
 
         self.stages = [stage_of(entry, i) for i, entry in enumerate(stages)]
         self.task = task_of(task)
-        self.name = name
-        self.seed = seed
+        self.name, self.seed = _checked_name_and_seed(name, seed)
         self.target = _target(target)
         self.ids = _stage_ids(self.stages)
         self.check()
@@ -132,11 +131,11 @@ class Pipeline:
                 fresh = not (run_dir / MANIFEST).exists()
                 try:
                     return self._run(run_dir, resume=resume, overwrite=overwrite, quiet=quiet)
-                except CompressError:
+                except Exception:  # bad input or a bug, not a stop (Ctrl-C keeps its epochs for --resume)
                     if fresh:
                         rundir.discard_unfinished(run_dir)
                     raise
-        except CompressError:
+        except Exception:
             for folder in created:  # bottom-up: only the folders this run made, and only if empty
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
@@ -255,6 +254,20 @@ def _target(target: TargetSpec | dict[str, Any] | str | None) -> TargetSpec:
         raise RecipeError(
             f"target: {format_validation_error(err.errors()[0], TargetSpec)}", fix="see the recipe's target section"
         ) from None
+
+
+def _checked_name_and_seed(name: str, seed: int) -> tuple[str, int]:
+    """The API's name and seed held to the recipe's rules (one schema: the recipe's fields)."""
+    from pydantic import ValidationError
+
+    from compress.recipe import Recipe, format_validation_error
+
+    for key, value in (("name", name), ("seed", seed)):
+        try:
+            Recipe.__pydantic_validator__.validate_assignment(Recipe.model_construct(), key, value)
+        except ValidationError as err:
+            raise RecipeError(f"{key}: {format_validation_error(err.errors()[0], Recipe)}") from None
+    return name, seed
 
 
 def _stage_ids(stages: Sequence[Stage]) -> list[str]:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from compress.bench.runners import TargetSpec
+from compress.config import NAME_PATTERN, no_booleans_as_numbers
 from compress.data.spec import TaskSpec
 from compress.errors import RecipeError
 from compress.stages import STAGES, Stage
@@ -23,11 +24,16 @@ class Recipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="run name; output goes to runs/<name>/")
-    seed: int = Field(0, description="base random seed; stage i uses seed + i")
+    name: str = Field(pattern=NAME_PATTERN, max_length=64, description="run name; output goes to runs/<name>/")
+    seed: int = Field(0, ge=0, le=2**32 - 1000, description="base random seed; stage i uses seed + i")
     task: TaskSpec
     target: TargetSpec = Field(default_factory=TargetSpec)
     stages: list[dict[str, Any]] = Field(min_length=1, description="'- <stage>: {config}' entries; a bare '- <stage>' uses defaults")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, data: Any) -> Any:
+        return no_booleans_as_numbers(cls, data)
 
     @field_validator("stages", mode="before")
     @classmethod
@@ -41,6 +47,8 @@ def load_recipe(path: str | Path) -> tuple[Recipe, list[Stage]]:
     path = Path(path)
     if path.is_dir():
         raise RecipeError(f"recipe {str(path)!r} is a folder, not a recipe file", fix="give a .yaml file, e.g. pipelines/digits_edge.yaml")
+    if path.exists() and not path.is_file():
+        raise RecipeError(f"recipe {str(path)!r} is not a regular file", fix="give a .yaml file, e.g. pipelines/digits_edge.yaml")
     if not path.is_file():
         raise RecipeError(f"recipe {str(path)!r} does not exist", fix="check the path (recipes ship in pipelines/)")
     try:
@@ -180,6 +188,8 @@ def format_validation_error(error: dict[str, Any], model: type[BaseModel]) -> st
         return f"unknown key{hint} valid keys: {', '.join(valid)}"
     if error["type"] == "missing":
         return "required key is missing"
+    if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NAME_PATTERN:
+        return f"a name uses letters, digits, '_', '.' and '-' only, and starts with a letter or digit (got {error['input']!r})"
     message = re.sub(r"^(Value|Assertion) error, ", "", error["msg"])
     if error["type"] not in ("value_error",) and "input" in error and not isinstance(error["input"], dict):
         message += f" (got {error['input']!r})"

@@ -181,8 +181,8 @@ def remove_run(run_dir: Path) -> None:
 
 
 def discard_unfinished(run_dir: Path) -> None:
-    """A new run that failed on bad input before finishing a stage leaves nothing behind (its next try
-    then needs no --overwrite); once a stage is finished, the folder stays for --resume."""
+    """A new run that failed (bad input, or a bug) before finishing a stage leaves nothing behind (its next
+    try then needs no --overwrite); once a stage is finished, the folder stays for --resume."""
     with contextlib.suppress(ArtifactError):  # the error being raised is the one to report
         if not Manifest.load(run_dir / MANIFEST).stages:
             remove_run(run_dir)

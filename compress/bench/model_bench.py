@@ -155,8 +155,12 @@ def _note_peak(loaded: Loaded | None, peaks: list[int]) -> None:
         peaks.append(peak)
 
 
-def evaluate(loaded: Loaded, task, split: str, spec: TaskSpec | None) -> dict[str, Any]:
-    scores = task.evaluate(loaded, split)
+def evaluate(loaded: Loaded, task, split: str, spec: TaskSpec | None, path: Path | None = None) -> dict[str, Any]:
+    """The task metric of `loaded` on `split`; outputs that cannot be scored (not one float row per input,
+    NaN) are a one-line error, not a number."""
+    fixed = _declared_batch(path) if path is not None and path.suffix == ".onnx" else None
+    label = path.name if path is not None else "the model"
+    scores = task.evaluate(_checked(loaded, label, split, fixed), split, batch_size=fixed or 256)
     name = task.metric.name
     return {
         "name": name,
@@ -166,6 +170,46 @@ def evaluate(loaded: Loaded, task, split: str, spec: TaskSpec | None) -> dict[st
         "scores": scores,
         "task": spec.model_dump(exclude_defaults=True) if spec else None,
     }
+
+
+def _declared_batch(path: Path) -> int | None:
+    """The batch size an ONNX file is fixed to, or None when its batch axis is dynamic."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {i.name for i in graph.initializer}
+    first = next(i for i in graph.input if i.name not in initializers)
+    dims = first.type.tensor_type.shape.dim
+    return dims[0].dim_value if dims and dims[0].dim_value > 0 else None
+
+
+def _checked(predict, label: str, split: str, fixed: int | None):
+    """`predict` for scoring: batches padded to a fixed batch size, runtime failures and outputs that
+    cannot be scored turned into one-line errors."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        if fixed is not None and n < fixed:
+            x = np.concatenate([x, np.repeat(x[-1:], fixed - n, axis=0)])
+        try:
+            out = np.asarray(predict(x))
+        except Exception as err:  # the runtime's own error types (onnxruntime, OpenVINO, torch)
+            raise DataError(
+                f"running {label} on the {split} split failed: {first_line(err)}", fix="check the model with --input-shape and no --task"
+            ) from None
+        if out.ndim == 0 or len(out) != len(x):
+            rows = "a scalar" if out.ndim == 0 else f"{len(out)} rows"
+            raise DataError(f"{label} returns {rows} for a batch of {len(x)}", fix="its output must keep the batch axis: one row per input")
+        if not np.issubdtype(out.dtype, np.floating):
+            raise DataError(f"{label} outputs {out.dtype} values, not scores", fix="score the model before its argmax (export the logits)")
+        if not np.isfinite(out).all():
+            raise DataError(
+                f"{label} outputs NaN or inf on the {split} split: its metric would mean nothing",
+                fix="check the model (or its quantization)",
+            )
+        return out[:n]
+
+    return run
 
 
 def _int8_metric_warning(path: Path, settings: BenchSettings) -> str | None:
@@ -192,6 +236,9 @@ def bench_model(model: str | Path, settings: BenchSettings, *, runner: Runner | 
     source = model_source(path)
     task = settings.task.load() if settings.task else None
     shape = sample_shape(path, settings, task.input_shape if task else None)
+    fixed = _declared_batch(path) if path.suffix == ".onnx" else None
+    if fixed is not None and any(b != fixed for b in settings.batch_sizes):
+        raise DataError(f"{path.name} is fixed at batch {fixed}", fix=f"time --batch-sizes {fixed}, or export it with a dynamic batch axis")
     runner = runner or make_runner(settings.target)
     sessions = Sessions(runner, source, fresh=settings.timing.fresh_sessions)
     batches = {str(b): inputs_for(shape, b, task, settings.split) for b in settings.batch_sizes}
@@ -205,5 +252,5 @@ def bench_model(model: str | Path, settings: BenchSettings, *, runner: Runner | 
         "warnings": [w for w in [cpu_mismatch(settings.target.cpu), _int8_metric_warning(path, settings) if task else None] if w],
         "latency": latency,
         "memory": memory,
-        "metric": evaluate(sessions.loaded(), task, settings.split, settings.task) if task else None,
+        "metric": evaluate(sessions.loaded(), task, settings.split, settings.task, path) if task else None,
     }

@@ -160,7 +160,7 @@ def against_reference(
         rounds = {"model": comparison.candidate_ms, "reference": comparison.reference_ms}
         warnings += _noise_warnings(str(batch), rounds, settings.timing.noise_threshold)
     if max_metric_drop is not None and task is not None:
-        metrics = {who: evaluate(s.loaded(), task, settings.split, settings.task) for who, s in sessions.items()}
+        metrics = {who: evaluate(s.loaded(), task, settings.split, settings.task, paths[who]) for who, s in sessions.items()}
         checks.append(metric_check(metrics["model"], metrics["reference"], max_drop=max_metric_drop, against="reference"))
     return RegressResult(str(model), "reference", str(reference), checks, warnings, [], time.perf_counter() - start)
 

@@ -27,7 +27,7 @@ class TimingConfig(BaseModel):
     warmup_time_s: float = Field(0.05, ge=0, description="and at least this much untimed time (caches, clocks, lazy init settle)")
     rounds: int = Field(5, ge=1, description="measuring rounds; their medians show how stable the result is")
     min_iters: int = Field(20, ge=5, description="at least this many timed calls per round")
-    min_time_s: float = Field(0.1, ge=0, description="and at least this much timed time per round")
+    min_time_s: float = Field(0.1, ge=0, le=600, description="and at least this much timed time per round")
     max_iters: int = Field(5000, ge=5, description="at most this many timed calls per round")
     fresh_sessions: bool = Field(True, description="load the model anew for each round (loads of one file can differ by 10-40% in speed)")
     noise_threshold: float = Field(

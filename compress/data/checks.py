@@ -26,11 +26,15 @@ SPOT_CHECKS = 2_000
 
 
 def check_task_data(task: TaskData) -> None:
+    if not isinstance(task.num_outputs, int) or task.num_outputs < 1:
+        raise DataError(
+            f"task {task.name!r}: num_outputs is {task.num_outputs!r}", fix="give the number of classes (or regression targets), 1 or more"
+        )
     for split in SPLITS:
-        if len(getattr(task, split)) == 0:
+        if _length(task, split) == 0:
             raise DataError(f"task {task.name!r}: the {split} split is empty")
         _check_finite(task, split)
-    shapes = {split: _shape(task, split, getattr(task, split)[0][0], 0) for split in SPLITS}
+    shapes = {split: _shape(task, split, _sample(task, split, 0)[0], 0) for split in SPLITS}
     for split in SPLITS:
         if shapes[split] != shapes["train"]:
             raise DataError(
@@ -50,12 +54,38 @@ def collate(batch: Sequence[Any]) -> Any:
         ) from None
 
 
+def _length(task: TaskData, split: str) -> int:
+    try:
+        return len(getattr(task, split))
+    except TypeError:
+        raise DataError(
+            f"task {task.name!r}: the {split} split has no length (an iterable dataset?)",
+            fix="give a map-style torch.utils.data.Dataset (with __len__ and __getitem__), e.g. a TensorDataset",
+        ) from None
+
+
+def _sample(task: TaskData, split: str, index: int) -> tuple[Any, Any]:
+    """The dataset's sample `index` as (input, target); its failure is the dataset's, named as such."""
+    try:
+        x, y = getattr(task, split)[index]
+    except Exception as err:
+        raise DataError(
+            f"task {task.name!r}: reading sample {index} of the {split} split failed: {type(err).__name__}: {first_line(err)}",
+            fix="each sample must be an (input, target) pair; fix the dataset's __getitem__",
+        ) from err
+    return x, y
+
+
 def _shape(task: TaskData, split: str, x: Any, index: int) -> tuple[int, ...]:
+    where = f"task {task.name!r}: the {split} split's sample {index}"
     if not isinstance(x, torch.Tensor | np.ndarray):
         raise DataError(
-            f"task {task.name!r}: the {split} split's sample {index} has an input of type {type(x).__name__}, not a tensor",
-            fix="return (tensor input, target) pairs from the dataset",
+            f"{where} has an input of type {type(x).__name__}, not a tensor", fix="return (tensor input, target) pairs from the dataset"
         )
+    if not (x.dtype.is_floating_point if isinstance(x, torch.Tensor) else np.issubdtype(x.dtype, np.floating)):
+        raise DataError(f"{where} has {x.dtype} inputs; models take floating-point inputs", fix="convert them, e.g. x.float()")
+    if x.ndim == 0:
+        raise DataError(f"{where} has a scalar input (shape ())", fix="give each input at least one dimension, e.g. x.unsqueeze(-1)")
     return tuple(x.shape)
 
 
@@ -74,13 +104,14 @@ def _check_samples(task: TaskData, split: str, shape: tuple[int, ...]) -> None:
     if tensors is not None and len(tensors) == 2:  # a TensorDataset: one shape by construction, labels at once
         if task.kind == "classification":
             labels = tensors[1]
+            _check_label_type(task, split, labels, 0, one=False)
             bad = ((labels < 0) | (labels >= task.num_outputs)).reshape(len(labels), -1).any(dim=1)
             _refuse(task, split, bad, _labels_message(task, split), _LABEL_FIX)
         return
     n = len(dataset)  # type: ignore[arg-type]
     indices = range(n) if n <= FULL_SCAN else sorted({round(i * (n - 1) / (SPOT_CHECKS - 1)) for i in range(SPOT_CHECKS)})
     for i in indices:
-        x, y = dataset[i]
+        x, y = _sample(task, split, i)
         if _shape(task, split, x, i) != shape:
             raise DataError(
                 f"task {task.name!r}: the {split} split's sample {i} has shape {tuple(x.shape)}, sample 0 of train {shape}",
@@ -88,8 +119,22 @@ def _check_samples(task: TaskData, split: str, shape: tuple[int, ...]) -> None:
             )
         if not torch.isfinite(torch.as_tensor(x, dtype=torch.float32)).all():
             raise DataError(f"task {task.name!r}: the {split} split's sample {i} holds NaN or inf", fix="drop or impute it before training")
+        if task.kind == "classification":
+            _check_label_type(task, split, torch.as_tensor(y), i, one=True)
         if task.kind == "classification" and not 0 <= int(torch.as_tensor(y)) < task.num_outputs:
             raise DataError(f"{_labels_message(task, split)} (sample {i} has label {int(torch.as_tensor(y))})", fix=_LABEL_FIX)
+
+
+def _check_label_type(task: TaskData, split: str, labels: torch.Tensor, index: int, *, one: bool) -> None:
+    """Class labels are whole numbers, one per sample (cross-entropy reads them as class indices); `one`:
+    `labels` is one sample's, else a whole split's."""
+    per_sample = labels.numel() if one else (labels[0].numel() if labels.ndim > 1 else 1)
+    if labels.is_floating_point() or labels.dtype == torch.bool or per_sample != 1:
+        raise DataError(
+            f"task {task.name!r}: the {split} split's labels are {labels.dtype} of shape {tuple(labels.shape)} (from sample {index}); "
+            "a classification task needs one class index per sample",
+            fix="give one integer class index per sample (y.long(), or y.argmax(-1) for one-hot rows), or kind='regression' for real values",
+        )
 
 
 _LABEL_FIX = "labels must be class indices 0 .. num_outputs - 1: relabel, or raise num_outputs"

@@ -50,7 +50,7 @@ class ModelSpec(BaseModel):
         for key, value in self.kwargs.items():
             if key not in allowed:
                 raise ValueError(f"unknown argument {key!r} for arch {self.arch!r}; valid: {', '.join(allowed)}")
-            _check_sizes(key, value)
+            _check_sizes(key, value, params[key].default)
         return self
 
     @property
@@ -62,12 +62,23 @@ class ModelSpec(BaseModel):
         return self.arch or self.factory or "?"
 
 
-def _check_sizes(key: str, value: Any) -> None:
-    """Every whole number a zoo model takes (widths, depths, heads, kernel and patch sizes) is a size: >= 1."""
-    numbers = value if isinstance(value, list | tuple) else [value]
-    sizes = [n for n in numbers if isinstance(n, int) and not isinstance(n, bool)]
-    if any(n < 1 for n in sizes):
-        raise ValueError(f"{key}: sizes must be whole numbers >= 1, got {value!r}")
+MAX_SIZE = 1 << 20
+
+
+def _check_sizes(key: str, value: Any, default: Any) -> None:
+    """Every whole number a zoo model takes (widths, depths, heads, kernel and patch sizes) is a size, 1 to
+    MAX_SIZE, written as the default is: a number, or a list of numbers."""
+
+    def is_size(n: Any) -> bool:
+        return isinstance(n, int) and not isinstance(n, bool)
+
+    listed = isinstance(default, list | tuple) and all(is_size(d) for d in default)
+    if not (listed or is_size(default)):
+        return  # not a size (dropout, activation)
+    numbers = value if listed and isinstance(value, list | tuple) else None if listed else [value]
+    if numbers is None or not all(is_size(n) and 1 <= n <= MAX_SIZE for n in numbers):
+        form = "a list of whole numbers" if listed else "a whole number"
+        raise ValueError(f"{key}: give {form} from 1 to {MAX_SIZE}, like {list(default) if listed else default}; got {value!r}")
 
 
 def build_model(spec: ModelSpec, task: TaskData, *, load_weights: bool = True) -> nn.Module:
@@ -124,6 +135,14 @@ def check_fits_task(model: nn.Module, label: str, task: TaskData) -> None:
             fix="make forward() return one tensor of shape (batch, outputs), e.g. wrap the model and return its logits",
         )
     expected = (example.shape[0], task.num_outputs)
+    if out.ndim == 0 or out.shape[0] != example.shape[0]:
+        rows = "a scalar" if out.ndim == 0 else f"{out.shape[0]} rows"
+        raise DataError(
+            f"model {label!r} returns {rows} for a batch of {example.shape[0]}",
+            fix="its output must keep the batch axis: one row per input",
+        )
+    if not out.is_floating_point():
+        raise DataError(f"model {label!r} outputs {out.dtype} values, not scores", fix="return the logits (before any argmax)")
     if tuple(out.shape) != expected:
         raise DataError(
             f"model {label!r} outputs shape {tuple(out.shape)} but task {task.name!r} needs {expected}",

@@ -67,6 +67,20 @@ def write_report(
     return [md_path, html_path]
 
 
+def _check_out(run_dir: Path, out: Path) -> None:
+    """A report goes to a folder of its own: inside the run folder only its `report/`, since the other
+    folders belong to the stages (and --overwrite refuses a run folder holding files no stage wrote)."""
+    from compress.errors import ArtifactError
+
+    check_writable(out, "report folder", folder=True)
+    inside = out.resolve().is_relative_to(run_dir.resolve())
+    if inside and out.resolve().relative_to(run_dir.resolve()).parts[:1] != ("report",):
+        raise ArtifactError(
+            f"report folder {out} is inside the run folder {run_dir}, whose other folders belong to its stages",
+            fix=f"leave --out out ({run_dir / 'report'}) or give a folder outside the run",
+        )
+
+
 def load_run(run_dir: Path) -> tuple[Summary, dict[str, Any]]:
     """(summary, environment) of a run folder, rebuilt from its manifest's recorded model changes."""
     from compress.bench.runners import TargetSpec
@@ -102,5 +116,5 @@ def write_run_report(run_dir: str | Path, *, out: Path | None = None, title: str
         )
     reference = reference or ("teacher" if "teacher" in names else None)
     title = title or f"Compression report: {summary.task}"
-    check_writable(out or Path(run_dir) / "report", "report folder", folder=True)
+    _check_out(Path(run_dir), out or Path(run_dir) / "report")
     return write_report(summary, environment, out or Path(run_dir) / "report", title=title, reference=reference)

@@ -28,6 +28,17 @@ class Artifact:
     name: str
 
 
+@dataclass(frozen=True)
+class Link:
+    """A symbolic link to `target` (which need not exist)."""
+
+    target: str
+
+
+class Fifo:
+    """A named pipe: exists, but is neither a file nor a folder."""
+
+
 TEACHER = {"name": "teacher", "model": {"arch": "mlp", "hidden": [16]}, "epochs": 1}
 
 
@@ -91,6 +102,48 @@ USER = textwrap.dedent(
 
     def raising(**options):
         raise KeyError("column 'label' not found")
+
+    def odd(kind):
+        # data a user could hand over by mistake
+        x, y = torch.randn(64, 8), torch.randint(0, 2, (64,))
+        data = {
+            "float-labels": TensorDataset(x, torch.rand(64)),
+            "scalar-inputs": TensorDataset(torch.randn(64), y),
+            "int-inputs": TensorDataset(torch.randint(0, 5, (64, 8)), y),
+            "one-hot": TensorDataset(x, nn.functional.one_hot(y, 2)),
+            "raises": Flaky(),
+            "iterable": Stream(),
+        }[kind]
+        return TaskData(data, data, data, kind="classification", num_outputs=2, name="odd")
+
+    def no_outputs():
+        d = TensorDataset(torch.randn(64, 8), torch.zeros(64, dtype=torch.long))
+        return TaskData(d, d, d, kind="classification", num_outputs=0, name="odd")
+
+    class Flaky(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            if i == 4:
+                raise KeyError("row 4 is missing")
+            return torch.randn(8), 1
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield torch.randn(8), 1
+
+    class Pooled(nn.Module):
+        def __init__(self, in_shape, num_outputs):
+            super().__init__()
+            self.fc = nn.Linear(in_shape[0], num_outputs)
+
+        def forward(self, x):
+            return self.fc(x).mean(0, keepdim=True)
+
+    class Indices(Pooled):
+        def forward(self, x):
+            return self.fc(x).argmax(1, keepdim=True).expand(-1, 2)
 
     NOT_CALLABLE = 3
     """
@@ -193,7 +246,7 @@ NUMBERS = [
     Case(
         "hidden-negative",
         ("validate", "r.yaml"),
-        "hidden: sizes must be whole numbers >= 1",
+        "hidden: give a list of whole numbers from 1 to 1048576, like [128, 64]; got [-4]",
         {"r.yaml": recipe(train(model={"arch": "mlp", "hidden": [-4]}))},
     ),
     Case(
@@ -201,6 +254,29 @@ NUMBERS = [
         ("validate", "r.yaml"),
         "unknown model architecture 'resnet50'; did you mean 'resnet_cnn'",
         {"r.yaml": recipe(train(model={"arch": "resnet50"}))},
+    ),
+    Case(
+        "seed-negative", ("run", "r.yaml", "--out", "out"), "seed: Input should be greater than or equal to 0", {"r.yaml": recipe(seed=-5)}
+    ),
+    Case("seed-huge", ("validate", "r.yaml"), "seed: Input should be less than or equal to", {"r.yaml": recipe(seed=10**20)}),
+    Case(
+        "threads-huge",
+        ("run", "r.yaml", "--out", "out"),
+        "target.threads: Input should be less than or equal to 4096",
+        {"r.yaml": recipe(target={"threads": 99999999999})},
+    ),
+    Case("seed-true", ("validate", "r.yaml"), "seed: true is not a number", {"r.yaml": recipe(seed=True)}),
+    Case("threads-true", ("validate", "r.yaml"), "threads: true is not a number", {"r.yaml": recipe(target={"threads": True})}),
+    Case("epochs-true", ("validate", "r.yaml"), "stages[0].train: epochs: true is not a number", {"r.yaml": recipe(train(epochs=True))}),
+    Case(
+        "hidden-word",
+        ("validate", "r.yaml"),
+        "hidden: give a list of whole numbers",
+        {"r.yaml": recipe(train(model={"arch": "mlp", "hidden": "16"}))},
+    ),
+    Case("hidden-fraction", ("validate", "r.yaml"), "got [16.5]", {"r.yaml": recipe(train(model={"arch": "mlp", "hidden": [16.5]}))}),
+    Case(
+        "hidden-overflow", ("validate", "r.yaml"), "from 1 to 1048576", {"r.yaml": recipe(train(model={"arch": "mlp", "hidden": [10**20]}))}
     ),
     Case("seed-word", ("validate", "r.yaml"), "seed", {"r.yaml": recipe(seed="abc")}),
     Case("threads-zero", ("validate", "r.yaml"), "target.threads", {"r.yaml": recipe(target={"threads": 0})}),
@@ -305,6 +381,17 @@ NAMES_AND_ORDER = [
 ]
 
 RUN_FOLDER = [
+    Case("run-name-too-long", ("run", "r.yaml"), "name: String should have at most 64 characters", {"r.yaml": recipe(name="n" * 300)}),
+    Case(
+        "run-name-pattern", ("validate", "r.yaml"), "a name uses letters, digits, '_', '.' and '-' only", {"r.yaml": recipe(name="my run")}
+    ),
+    Case(
+        "out-dangling-link", _run(), "run folder out is a broken symbolic link (to nowhere)", {"r.yaml": recipe(), "out": Link("nowhere")}
+    ),
+    Case("out-name-too-long", (*_run()[:3], "o" * 300, "--quiet"), "is longer than 255 bytes", {"r.yaml": recipe()}),
+    Case("recipe-fifo", ("validate", "r.yaml"), "recipe 'r.yaml' is not a regular file", {"r.yaml": Fifo()}),
+    Case("report-into-a-stage-folder", ("report", "out", "--out", "out/train"), "is inside the run folder out", {"out": Artifact("run")}),
+    Case("report-into-the-run-folder", ("report", "out", "--out", "out"), "is inside the run folder out", {"out": Artifact("run")}),
     Case("out-is-a-file", _run(), "is a file, not a folder", {"r.yaml": recipe(), "out": "notes"}),
     Case("out-under-a-file", (*_run()[:3], "notes/run", "--quiet"), "notes", {"r.yaml": recipe(), "notes": "notes"}),
     Case("out-foreign-folder", _run(), "is not an edge-compress run folder", {"r.yaml": recipe(), "out/src/app.py": "print(1)"}),
@@ -401,6 +488,30 @@ USER_CODE = [
         "the val split's inputs hold NaN",
         _user(task={"factory": "badcode:task", "options": {"nan_at": 45}}),
     ),
+    *[
+        Case(f"task-{kind}", _run(), words, _user(task={"factory": "badcode:odd", "options": {"kind": kind}}))
+        for kind, words in (
+            ("float-labels", "the train split's labels are torch.float32 of shape (64,)"),
+            ("scalar-inputs", "has a scalar input (shape ())"),
+            ("int-inputs", "has torch.int64 inputs; models take floating-point inputs"),
+            ("one-hot", "labels are torch.int64 of shape (64, 2)"),
+            ("raises", "reading sample 4 of the train split failed: KeyError"),
+            ("iterable", "the train split has no length"),
+        )
+    ],
+    Case("task-no-outputs", _run(), "num_outputs is 0", _user(task={"factory": "badcode:no_outputs"})),
+    Case(
+        "model-pools-the-batch",
+        _run(),
+        "returns 1 rows for a batch of 2",
+        _user({"train": {**USER_MODEL, "model": {"factory": "badcode:Pooled"}}}),
+    ),
+    Case(
+        "model-returns-indices",
+        _run(),
+        "outputs torch.int64 values, not scores",
+        _user({"train": {**USER_MODEL, "model": {"factory": "badcode:Indices"}}}),
+    ),
     Case(
         "model-returns-tuple", _run(), "tuple", _user({"train": {**USER_MODEL, "model": {"factory": "badcode:model", "returns": "tuple"}}})
     ),
@@ -466,6 +577,37 @@ BENCH = [
         ("bench", "m.onnx", "--save-baseline", "notes/b.json"),
         "notes",
         {"m.onnx": Artifact("model.onnx"), "notes": "mine"},
+    ),
+    Case(
+        "bench-baseline-over-a-recipe",
+        ("bench", "m.onnx", "--save-baseline", "r.yaml"),
+        "r.yaml exists and is not an earlier edge-compress-baseline file",
+        {"m.onnx": Artifact("model.onnx"), "r.yaml": recipe()},
+    ),
+    Case(
+        "bench-json-over-notes",
+        ("bench", "m.onnx", "--json", "notes.json"),
+        "notes.json exists and is not an earlier edge-compress-measurement file",
+        {"m.onnx": Artifact("model.onnx"), "notes.json": '{"todo": 1}'},
+    ),
+    *[
+        Case(
+            f"bench-onnx-{name}",
+            ("bench", "m.onnx", "--task", "digits", "--rounds", "2", "--min-time", "0", "--warmup", "1"),
+            words,
+            {"m.onnx": Artifact(f"{name}.onnx")},
+        )
+        for name, words in (
+            ("pools-the-batch", "m.onnx returns 1 rows for a batch of 256"),
+            ("argmax", "m.onnx outputs int64 values, not scores"),
+            ("nan", "m.onnx outputs NaN or inf on the test split"),
+        )
+    ],
+    Case(
+        "bench-fixed-batch-timing",
+        ("bench", "m.onnx", "--batch-sizes", "4"),
+        "m.onnx is fixed at batch",
+        {"m.onnx": Artifact("fixed-batch-1.onnx")},
     ),
     Case("bench-json-folder", ("bench", "m.onnx", "--json", "perf"), "perf", {"m.onnx": Artifact("model.onnx"), "perf/old.json": "{}"}),
 ]

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from compress.cli import main
-from tests.e2e.bad_input_cases import CASES, Artifact, Case
+from tests.e2e.bad_input_cases import CASES, Artifact, Case, Fifo, Link
 from tests.e2e.test_cli import cli
 
 pytestmark = pytest.mark.slow
@@ -61,6 +61,7 @@ def artifacts(tmp_path_factory) -> Path:
     baseline = json.loads((root / "baseline.json").read_text())
     del baseline["model"]["input_shape"]
     (root / "baseline-without-shape.json").write_text(json.dumps(baseline))
+    _odd_onnx_files(root)
     np.save(root / "calib-4x3.npy", np.zeros((4, 3), dtype=np.float32))
     with zipfile.ZipFile(root / "not-export.pt2", "w") as archive:
         archive.writestr("notes.txt", "not a torch.export archive")
@@ -69,11 +70,56 @@ def artifacts(tmp_path_factory) -> Path:
     return root
 
 
+def _odd_onnx_files(root: Path) -> None:
+    """ONNX files a user could bring: a batch fixed at 1, a model that pools over the batch, one that ends in
+    ArgMax (class indices, not scores), one whose outputs are NaN."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32), "w")
+    flat = helper.make_node("Flatten", ["input"], ["flat"])
+    nodes = {
+        "fixed-batch-1": ([flat, helper.make_node("MatMul", ["flat", "w"], ["output"])], 1, TensorProto.FLOAT),
+        "pools-the-batch": (
+            [
+                flat,
+                helper.make_node("MatMul", ["flat", "w"], ["mm"]),
+                helper.make_node("ReduceMean", ["mm"], ["output"], axes=[0], keepdims=1),
+            ],
+            "batch",
+            TensorProto.FLOAT,
+        ),
+        "argmax": (
+            [flat, helper.make_node("MatMul", ["flat", "w"], ["mm"]), helper.make_node("ArgMax", ["mm"], ["output"], axis=1)],
+            "batch",
+            TensorProto.INT64,
+        ),
+        "nan": (
+            [flat, helper.make_node("MatMul", ["flat", "w"], ["mm"]), helper.make_node("Log", ["mm"], ["output"])],
+            "batch",
+            TensorProto.FLOAT,
+        ),
+    }
+    for name, (graph_nodes, batch, out_type) in nodes.items():
+        graph = helper.make_graph(
+            graph_nodes,
+            name,
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 1, 8, 8])],
+            [helper.make_tensor_value_info("output", out_type, None)],
+            [weights],
+        )
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), root / f"{name}.onnx")
+
+
 def _materialize(files: dict, root: Path, artifacts: Path) -> None:
     for rel, content in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, Artifact):
+        if isinstance(content, Link):
+            path.symlink_to(content.target)
+        elif isinstance(content, Fifo):
+            os.mkfifo(path)
+        elif isinstance(content, Artifact):
             source = artifacts / content.name
             shutil.copytree(source, path, dirs_exist_ok=True) if source.is_dir() else shutil.copyfile(source, path)
         elif isinstance(content, bytes):
@@ -83,7 +129,9 @@ def _materialize(files: dict, root: Path, artifacts: Path) -> None:
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file's bytes, and what every link points to."""
+    found = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+    return found | {str(p.relative_to(root)): os.readlink(p).encode() for p in root.rglob("*") if p.is_symlink()}
 
 
 def _check(case: Case, code: int, stderr: str, before: dict[str, bytes], after: dict[str, bytes]) -> None:
@@ -147,3 +195,10 @@ def test_a_run_folder_this_user_cannot_write_is_one_line_before_any_work(tmp_pat
         assert not any(locked.iterdir())
     finally:
         locked.chmod(0o700)
+
+
+def test_a_file_fixed_at_batch_1_is_scored_in_batches_of_1(artifacts, tmp_path, capsys):
+    """Not bad input: the metric pass feeds the batch size the file declares (padding the last batch)."""
+    code = main(["bench", str(artifacts / "fixed-batch-1.onnx"), "--task", "digits", "--rounds", "2", "--min-time", "0", "--warmup", "1"])
+    out = capsys.readouterr().out
+    assert code == 0 and "accuracy (test): 0." in out, out

@@ -33,7 +33,7 @@ FIT = {
     "grad_clip": (0, "greater than 0"),
     "augment": ("sometimes", "valid boolean"),
 }
-BAD_NAME = ("../escape", "should match pattern")
+BAD_NAME = ("../escape", "a name uses letters, digits")
 
 # stage -> key -> (bad value, fragment of the error message)
 STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
@@ -62,7 +62,7 @@ STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
         "ppo": ({"timesteps": 0}, "greater than or equal to 1"),
     },
     "export": {
-        "models": (["a b"], "should match pattern"),
+        "models": (["a b"], "a name uses letters, digits"),
         "opset": (9, "greater than or equal to 13"),
         "exporter": ("tvm", "'legacy' or 'dynamo'"),
         "atol": (0, "greater than 0"),
@@ -70,13 +70,13 @@ STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
         "parity_samples": (0, "greater than or equal to 1"),
     },
     "benchmark": {
-        "models": ([""], "should match pattern"),
+        "models": ([""], "a name uses letters, digits"),
         "batch_sizes": ([0], "batch sizes must be between 1 and 65536"),
         "split": ("train", "'test' or 'val'"),
         "timing": ({"warmup": -1}, "timing.warmup"),
         "targets": (["ort-gpu"], "unknown benchmark target 'ort-gpu'; did you mean"),
     },
-    "report": {"title": (5, "valid string"), "reference": ("a/b", "should match pattern")},
+    "report": {"title": (5, "valid string"), "reference": ("a/b", "a name uses letters, digits")},
     "prune": {
         "model": ("nobody", "model 'nobody' is not made by an earlier stage"),
         "name": BAD_NAME,
@@ -94,7 +94,7 @@ STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
     },
 }
 STAGE_CASES["quantize"] = {
-    "models": (["a/b"], "should match pattern"),
+    "models": (["a/b"], "a name uses letters, digits"),
     "mode": ("qat", "'static' or 'dynamic'"),
     "calibration": ({"samples": 0}, "calibration.samples"),
     "per_channel": ("maybe", "valid boolean"),
@@ -111,7 +111,7 @@ STAGE_CASES["quantize"] = {
 STAGE_CASES["qad"] = {
     **FIT,
     "epochs": (0, "greater than or equal to 1"),
-    "model": ("a/b", "should match pattern"),
+    "model": ("a/b", "a name uses letters, digits"),
     "teacher": ("nobody", "model 'nobody' is not made by an earlier stage"),
     "name": BAD_NAME,
     "loss": ("kld", "unknown distillation loss 'kld'"),
@@ -145,7 +145,7 @@ FINETUNE_CASES = {
     **FIT,
     "epochs": (-1, "greater than or equal to 0"),  # 0: no fine-tuning between steps
     "final_epochs": (-1, "greater than or equal to 0"),
-    "teacher": ("a b", "should match pattern"),
+    "teacher": ("a b", "a name uses letters, digits"),
     "loss": ("kld", "unknown distillation loss 'kld'"),
     "temperature": (0, "greater than 0"),
     "alpha": (2, "less than or equal to 1"),
@@ -202,7 +202,7 @@ PPO_CASES = {
     "eval_every": (0, "greater than or equal to 1"),
 }
 TOP_CASES = {
-    "name": ("my run", "should match pattern"),
+    "name": ("my run", "a name uses letters, digits"),
     "seed": ("zero", "valid integer"),
     "task": ({"name": "digitz"}, "unknown task 'digitz'"),
     "target": ({"name": "gpu"}, "unknown benchmark target 'gpu'"),

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from compress.config import no_booleans_as_numbers
 from compress.cpu import CpuName, DeployCpu, resolve_cpu
 from compress.errors import TargetError
 from compress.registry import Registry
@@ -54,8 +55,13 @@ class TargetSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, data: Any) -> Any:
+        return no_booleans_as_numbers(cls, data)
+
     name: str = Field("ort-cpu", description="runtime and device, e.g. ort-cpu, ort-cuda, openvino-cpu, torch-cpu, torch-cuda")
-    threads: int | None = Field(None, ge=1, description="intra-op CPU threads; default: all cores")
+    threads: int | None = Field(None, ge=1, le=4096, description="intra-op CPU threads; default: all cores")
     optimization: Literal["all", "extended", "basic", "disabled"] = Field(
         "all", description="ONNX Runtime graph optimization level (ort-* targets)"
     )
