@@ -393,7 +393,12 @@ RUN_FOLDER = [
     Case("report-into-a-stage-folder", ("report", "out", "--out", "out/train"), "is inside the run folder out", {"out": Artifact("run")}),
     Case("report-into-the-run-folder", ("report", "out", "--out", "out"), "is inside the run folder out", {"out": Artifact("run")}),
     Case("out-is-a-file", _run(), "is a file, not a folder", {"r.yaml": recipe(), "out": "notes"}),
-    Case("out-under-a-file", (*_run()[:3], "notes/run", "--quiet"), "notes", {"r.yaml": recipe(), "notes": "notes"}),
+    Case(
+        "out-under-a-file",
+        (*_run()[:3], "notes/run", "--quiet"),
+        "run folder notes/run: notes is a file, not a folder",
+        {"r.yaml": recipe(), "notes": "notes"},
+    ),
     Case("out-foreign-folder", _run(), "is not an edge-compress run folder", {"r.yaml": recipe(), "out/src/app.py": "print(1)"}),
     Case(
         "overwrite-foreign-manifest",
@@ -419,8 +424,18 @@ RUN_FOLDER = [
     ),
     Case("report-manifest-newer", ("report", "out"), "upgrade edge-compress", {"out/manifest.json": '{"schema_version": 9, "name": "x"}'}),
     Case("report-missing", ("report", "nothing-here"), "nothing-here"),
-    Case("report-out-is-a-file", ("report", "out", "--out", "notes"), "notes", {"out": Artifact("run"), "notes": "mine"}),
-    Case("report-unknown-reference", ("report", "out", "--reference", "teachr"), "teachr", {"out": Artifact("run")}),
+    Case(
+        "report-out-is-a-file",
+        ("report", "out", "--out", "notes"),
+        "report folder notes is a file, not a folder",
+        {"out": Artifact("run"), "notes": "mine"},
+    ),
+    Case(
+        "report-unknown-reference",
+        ("report", "out", "--reference", "teachr"),
+        "--reference 'teachr' is not a model of this run; did you mean 'teacher'",
+        {"out": Artifact("run")},
+    ),
 ]
 
 CHECKPOINTS = [
@@ -539,10 +554,10 @@ USER_CODE = [
 ]
 
 BENCH = [
-    Case("bench-missing-file", ("bench", "nope.onnx"), "nope.onnx"),
-    Case("bench-empty-onnx", ("bench", "m.onnx"), "m.onnx", {"m.onnx": b""}),
-    Case("bench-garbage-onnx", ("bench", "m.onnx"), "m.onnx", {"m.onnx": bytes(range(256)) * 4}),
-    Case("bench-folder", ("bench", "models"), "models", {"models/a.onnx": Artifact("model.onnx")}),
+    Case("bench-missing-file", ("bench", "model file nope.onnx does not exist"), "nope.onnx"),
+    Case("bench-empty-onnx", ("bench", "m.onnx"), "m.onnx is not a readable ONNX model (the file is empty)", {"m.onnx": b""}),
+    Case("bench-garbage-onnx", ("bench", "m.onnx"), "model file m.onnx is not a readable ONNX file", {"m.onnx": bytes(range(256)) * 4}),
+    Case("bench-folder", ("bench", "models"), "model file models is a folder, not a model file", {"models/a.onnx": Artifact("model.onnx")}),
     Case(
         "bench-pt2-not-zip",
         ("bench", "m.pt2", "--target", "torch-cpu", "--input-shape", "1,8,8"),
@@ -563,19 +578,29 @@ BENCH = [
     Case("bench-rounds-zero", ("bench", "m.onnx", "--rounds", "0"), "--rounds", {"m.onnx": Artifact("model.onnx")}),
     Case("bench-min-time-inf", ("bench", "m.onnx", "--min-time", "inf"), "--min-time", {"m.onnx": Artifact("model.onnx")}),
     Case("bench-input-shape-words", ("bench", "m.onnx", "--input-shape", "a,b"), "--input-shape", {"m.onnx": Artifact("model.onnx")}),
-    Case("bench-input-shape-wrong", ("bench", "m.onnx", "--input-shape", "3,5"), "3, 5", {"m.onnx": Artifact("model.onnx")}),
-    Case("bench-unknown-task", ("bench", "m.onnx", "--task", "digitz"), "digitz", {"m.onnx": Artifact("model.onnx")}),
+    Case(
+        "bench-input-shape-wrong",
+        ("bench", "m.onnx", "--input-shape", "3,5"),
+        "but --input-shape gives (3, 5)",
+        {"m.onnx": Artifact("model.onnx")},
+    ),
+    Case(
+        "bench-unknown-task",
+        ("bench", "m.onnx", "--task", "digitz"),
+        "unknown task 'digitz'; did you mean 'digits'",
+        {"m.onnx": Artifact("model.onnx")},
+    ),
     Case("bench-task-mismatch", ("bench", "m.onnx", "--task", "diabetes"), "the task gives (10,)", {"m.onnx": Artifact("model.onnx")}),
     Case(
         "bench-save-baseline-folder",
         ("bench", "m.onnx", "--save-baseline", "perf"),
-        "perf",
+        "--save-baseline perf is a folder, not a file",
         {"m.onnx": Artifact("model.onnx"), "perf/old.json": "{}"},
     ),
     Case(
         "bench-save-baseline-under-file",
         ("bench", "m.onnx", "--save-baseline", "notes/b.json"),
-        "notes",
+        "--save-baseline notes/b.json: notes is a file, not a folder",
         {"m.onnx": Artifact("model.onnx"), "notes": "mine"},
     ),
     Case(
@@ -609,7 +634,12 @@ BENCH = [
         "m.onnx is fixed at batch",
         {"m.onnx": Artifact("fixed-batch-1.onnx")},
     ),
-    Case("bench-json-folder", ("bench", "m.onnx", "--json", "perf"), "perf", {"m.onnx": Artifact("model.onnx"), "perf/old.json": "{}"}),
+    Case(
+        "bench-json-folder",
+        ("bench", "m.onnx", "--json", "perf"),
+        "--json perf is a folder, not a file",
+        {"m.onnx": Artifact("model.onnx"), "perf/old.json": "{}"},
+    ),
 ]
 
 
