@@ -66,6 +66,7 @@ class ChannelPruner:
         round_to: int | None = None,
         global_pruning: bool = False,
         head_ratio: float = 0.0,
+        max_ratio: float = 1.0,
     ) -> None:
         tp = _tp()
         modules = dict(model.named_modules())
@@ -84,9 +85,28 @@ class ChannelPruner:
             ignored_layers=ignored,
             round_to=round_to,
             global_pruning=global_pruning,
+            max_pruning_ratio=max_ratio,
         )
+        self.layers = {n: m for n, m in modules.items() if isinstance(m, nn.Linear | nn.modules.conv._ConvNd) and m not in ignored}
+        self.initial = {n: _channels(m) for n, m in self.layers.items()}
+        roots = [nn.modules.conv._ConvNd, nn.Linear, nn.LSTM]
+        if not heads and not any(True for _ in self.pruner.DG.get_all_groups(ignored_layers=ignored, root_module_types=roots)):
+            others = sorted({type(m).__name__ for m in model.modules() if not list(m.children())} - {"Linear", "Identity"})
+            raise RecipeError(
+                f"prune: nothing in this model can be pruned: no convolution or Linear channels outside the classifier "
+                f"and 'keep' (its other layers: {', '.join(others) or 'none'})",
+                fix="remove the prune stage, or prune a model with convolution or Linear layers",
+            )
         self.head_targets = {m: max(1, round(n * (1 - head_ratio))) for m, n in heads.items()}
         self.initial_heads = dict(heads)
+
+    def removed(self) -> float:
+        """The fraction of the prunable layers' output channels removed so far (measured, not scheduled)."""
+        return 1 - sum(_channels(m) for m in self.layers.values()) / max(sum(self.initial.values()), 1)
+
+    def layer_removed(self) -> dict[str, float]:
+        """Per prunable layer, the fraction of its output channels removed so far."""
+        return {n: 1 - _channels(m) / self.initial[n] for n, m in self.layers.items()}
 
     @property
     def needs_gradients(self) -> bool:
@@ -134,6 +154,10 @@ class ChannelPruner:
         w = mha.in_proj_weight.detach().reshape(3, mha.num_heads, hd, e)
         out = mha.out_proj.weight.detach().reshape(e, mha.num_heads, hd)
         return w.pow(2).sum((0, 2, 3)) + out.pow(2).sum((0, 2))
+
+
+def _channels(layer: nn.Module) -> int:
+    return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
 
 
 def check_keep(model: nn.Module, keep: Iterable[str]) -> None:

@@ -102,7 +102,7 @@ class PointLatency(Record):
 
 class PrunePoint(Record):
     step: int
-    ratio: float
+    ratio: float = Field(description="fraction of the prunable layers' output channels removed, as measured on the model")
     channels: int
     params: int
     macs: int

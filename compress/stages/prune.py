@@ -134,13 +134,14 @@ class Prune(Stage):
             round_to=cfg.round_to,
             global_pruning=cfg.global_pruning,
             head_ratio=ratio if cfg.head_ratio is None else cfg.head_ratio,
+            max_ratio=cfg.max_ratio,
         )
         curve = [self._point(ctx, cfg, model, step=0, ratio=0.0)]
         ctx.log(f"  prune {cfg.model}: {_describe(curve[0], ctx)}")
         while pruner.done < steps and not _met(cfg.target, curve[-1]):
             pruner.step(lambda: _gradients(ctx, model))
             self._finetune(ctx, cfg, model, teacher, cfg.finetune.epochs, f"prune step {pruner.done}")
-            curve.append(self._point(ctx, cfg, model, step=pruner.done, ratio=ratio * pruner.done / steps))
+            curve.append(self._point(ctx, cfg, model, step=pruner.done, ratio=pruner.removed()))
             ctx.log(f"  step {pruner.done}: {_describe(curve[-1], ctx)}")
         if cfg.finetune.final_epochs:
             self._finetune(ctx, cfg, model, teacher, cfg.finetune.final_epochs, "prune final fine-tune")
@@ -148,7 +149,7 @@ class Prune(Stage):
             curve.append(final.model_copy(update={"final": True}))
             ctx.log(f"  final: {_describe(curve[-1], ctx)}")
         register_model(ctx, cfg.output, ctx.record(cfg.model).spec, model, parent=cfg.model, structure=True)
-        ctx.update_model(cfg.output, prune=self._verdict(ctx, cfg, curve, model, original))
+        ctx.update_model(cfg.output, prune=self._verdict(ctx, cfg, curve, model, original, pruner.layer_removed()))
         return ctx
 
     def _check(self, ctx: RunContext, cfg: PruneConfig, model: nn.Module) -> None:
@@ -202,7 +203,9 @@ class Prune(Stage):
             val=val,
         )
 
-    def _verdict(self, ctx: RunContext, cfg: PruneConfig, curve: list[PrunePoint], model: nn.Module, original: nn.Module) -> PruneResult:
+    def _verdict(
+        self, ctx: RunContext, cfg: PruneConfig, curve: list[PrunePoint], model: nn.Module, original: nn.Module, layers: dict[str, float]
+    ) -> PruneResult:
         first, last = curve[0], curve[-1]
         # the verdict's speedup: both models timed in alternating rounds, steadier than two separate step measurements
         measured = speedup_of(original, model, ctx, cfg.target.batch_size, cfg.timing) if distributed.is_main() else None
@@ -217,6 +220,10 @@ class Prune(Stage):
                 else "the steps ended before the ratio (rounding or kept layers)"
             )
             warnings.append(f"target {cfg.target.kind} {cfg.target.value:g} not met: reached {value:g} ({why})")
+        beyond = {n: f for n, f in layers.items() if f > cfg.max_ratio + 1e-9}
+        if beyond:
+            shown = ", ".join(f"{n} ({100 * f:.0f}%)" for n, f in list(beyond.items())[:4])
+            warnings.append(f"layers pruned beyond max_ratio {cfg.max_ratio:g} (coupled to others by torch-pruning): {shown}")
         nodes = [NodeShare(**n) for n in (dominant_nodes(model, ctx, cfg.target.batch_size) if distributed.is_main() else [])]
         if mac_cut > SLOW_SPEEDUP * speedup:
             top = ", ".join(f"{n.node} ({n.op}, {100 * n.share:.0f}%)" for n in nodes[:3])
