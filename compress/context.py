@@ -71,6 +71,11 @@ class RunContext:
                     f"model {name!r} is INT8: it exists as its ONNX file only, not as a PyTorch module",
                     fix=f"use the FP32 model it was made from ({record.parent})",
                 )
+            if record.spec.onnx is not None:
+                raise RecipeError(
+                    f"model {name!r} was brought as an ONNX file: it has no PyTorch module",
+                    fix="load the PyTorch model (arch or factory plus checkpoint) for stages that train or export",
+                )
             with torch.random.fork_rng(devices=[]):  # rebuilding must not shift the stage's random stream
                 model = build_model(record.spec.model_copy(update={"checkpoint": None}), self.task)
             if record.checkpoint:

@@ -8,6 +8,7 @@ operators ORT still runs in float, and whether INT8 is faster than its FP32 sour
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from compress.bench.runners.ort import OrtCpuRunner
 from compress.context import RunContext
 from compress.errors import ArtifactError, RecipeError, first_line
 from compress.fsio import atomic_path
+from compress.models.spec import ModelSpec
 from compress.records import Agreement, Deployed, ModelRecord, QuantResult, Score, Speed
 
 __all__ = [
@@ -119,6 +121,35 @@ def add_int8_model(
         quant=quant,
     )
     ctx.put_model(record)
+    return record
+
+
+def add_onnx_model(ctx: RunContext, name: str, spec: ModelSpec) -> ModelRecord:
+    """Bring the ONNX file `spec.onnx` into the run as FP32 model `name`: checked against the task (one
+    input of the task's shape, one row of scores), copied into the stage folder, scored through ONNX Runtime."""
+    from compress.models.onnx_file import onnx_signature
+
+    source = Path(spec.onnx or "").expanduser()
+    signature = onnx_signature(source)
+    signature.check_task(f"ONNX file {source.name}", ctx.task.input_shape, ctx.task.num_outputs)
+    dest = ctx.out(f"{name}.onnx")
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(source, tmp)
+    scores = ctx.task.evaluate(cpu_runner(ctx.target).load(dest), "test")
+    record = ModelRecord(
+        name=name,
+        stage=ctx.stage_id,
+        spec=spec,
+        onnx=ctx.relative(dest),
+        params=signature.params,
+        size_bytes=dest.stat().st_size,
+        scores=[Score(split="test", runtime="onnxruntime", metric=k, value=v) for k, v in scores.items()],
+    )
+    ctx.put_model(record)
+    metric = ctx.task.metric.name
+    ctx.log(
+        f"  {name}: {source} (input {signature.input_name!r}), {record.params:,} parameters, test {metric} (ONNX Runtime) {scores[metric]:.4f}"
+    )
     return record
 
 

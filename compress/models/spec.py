@@ -25,7 +25,8 @@ _INJECTED = ("in_shape", "num_outputs")
 
 
 class ModelSpec(BaseModel):
-    """`arch` (a zoo name) or `factory` (`module:function`), plus the builder's own keyword arguments.
+    """`arch` (a zoo name) or `factory` (`module:function`), plus the builder's own keyword arguments;
+    or `onnx`, an ONNX file brought as it is (no PyTorch module: quantize, benchmark and report only).
 
     Example: `{arch: resnet_cnn, width: 32, blocks: [2, 2]}`. `in_shape` and `num_outputs` come
     from the task. `checkpoint` (a state dict file) is loaded with `weights_only=True`.
@@ -36,11 +37,16 @@ class ModelSpec(BaseModel):
     arch: str | None = None
     factory: str | None = None
     checkpoint: str | None = None
+    onnx: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
-        if (self.arch is None) == (self.factory is None):
-            raise ValueError("give exactly one of 'arch' (a zoo model) or 'factory' ('module:function')")
+        if sum(v is not None for v in (self.arch, self.factory, self.onnx)) != 1:
+            raise ValueError("give exactly one of 'arch' (a zoo model), 'factory' ('module:function') or 'onnx' (a file)")
+        if self.onnx is not None:
+            if self.checkpoint is not None or self.kwargs:
+                raise ValueError("an 'onnx' model takes no other keys: its weights and sizes are in the file")
+            return self
         if self.factory is not None:
             check_callable_spec(self.factory)
             return self
@@ -59,7 +65,7 @@ class ModelSpec(BaseModel):
 
     @property
     def label(self) -> str:
-        return self.arch or self.factory or "?"
+        return self.arch or self.factory or self.onnx or "?"
 
 
 MAX_SIZE = 1 << 20

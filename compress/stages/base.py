@@ -21,10 +21,20 @@ class Planned:
 
     kind: ModelKind = "fp32"
     onnx: bool = False
+    torch: bool = True  # False: brought as an ONNX file, no PyTorch module
 
 
-def need(models: dict[str, Planned], name: str, *, kind: Literal["fp32"] | None = None, onnx: bool = False, role: str = "model") -> Planned:
-    """The planned model `name`, checked to exist (and to be FP32, and exported, where asked)."""
+def need(
+    models: dict[str, Planned],
+    name: str,
+    *,
+    kind: Literal["fp32"] | None = None,
+    onnx: bool = False,
+    torch: bool | None = None,
+    role: str = "model",
+) -> Planned:
+    """The planned model `name`, checked to exist (and to be FP32, exported, a PyTorch model, where asked).
+    `torch` defaults to what `kind="fp32"` without `onnx` means: the stage works on the PyTorch model."""
     if name not in models:
         known = ", ".join(models) or "none"
         raise RecipeError(
@@ -38,6 +48,11 @@ def need(models: dict[str, Planned], name: str, *, kind: Literal["fp32"] | None 
         )
     if onnx and not found.onnx:
         raise RecipeError(f"{role} {name!r} has no ONNX file at this point", fix="add an export stage for it before this one")
+    if (torch if torch is not None else kind == "fp32" and not onnx) and not found.torch:
+        raise RecipeError(
+            f"{role} {name!r} was brought as an ONNX file; this stage needs its PyTorch model",
+            fix="load the PyTorch model (arch or factory plus checkpoint); an ONNX file goes to quantize, benchmark and report",
+        )
     return found
 
 
@@ -81,8 +96,8 @@ class Stage:
         By default the checkpoint of every model the config names."""
         from compress.models.spec import ModelSpec
 
-        specs = [v for v in dict(self.cfg).values() if isinstance(v, ModelSpec) and v.checkpoint]
-        return [("checkpoint", spec.checkpoint) for spec in specs if spec.checkpoint]
+        specs = [v for v in dict(self.cfg).values() if isinstance(v, ModelSpec)]
+        return [(what, path) for s in specs for what, path in (("checkpoint", s.checkpoint), ("ONNX file", s.onnx)) if path]
 
     def check_inputs(self, task: TaskData) -> None:
         """Check the user's files against the loaded task (shapes), before any stage of the run starts."""

@@ -74,16 +74,19 @@ class Benchmark(Stage):
         record = ctx.record(name)
         if not record.onnx:
             raise RecipeError(f"benchmark: model {name!r} has no ONNX file", fix="export it in an earlier stage")
-        # an INT8 model exists only as ONNX: its record's module is the FP32 network it came from
-        module = None if record.kind == "int8" else (lambda: ctx.module(name))
+        # an INT8 model, and one brought as an ONNX file, exist only as ONNX: no module to time on torch targets
+        module = None if record.kind == "int8" or record.spec.onnx is not None else (lambda: ctx.module(name))
         return ModelSource(label=name, onnx=ctx.path(record.onnx), module=module)
 
     def _measure(self, ctx: RunContext, runners: list, name: str, cfg: BenchmarkConfig) -> dict[str, Any]:
         """Measure `name` on every runner, record it, and return what results.json keeps of it."""
         source = self._source(ctx, name)
         record = ctx.record(name)
-        network = ctx.module(record.parent if record.kind == "int8" else name)  # INT8: the same network as its FP32 source
-        params, macs = params_and_macs(network, ctx.task.example_input(1))
+        origin = ctx.record(record.parent) if record.kind == "int8" and record.parent else record  # INT8: its FP32 source's network
+        if origin.spec.onnx is None:
+            params, macs = params_and_macs(ctx.module(origin.name), ctx.task.example_input(1))
+        else:  # brought as an ONNX file: its stored values; MACs are counted on PyTorch modules only
+            params, macs = origin.params, origin.macs
         bench, scores = {}, list(record.scores)
         for runner in runners:
             bench[runner.target], found = self._on_target(ctx, runner, source, cfg)
@@ -97,7 +100,9 @@ class Benchmark(Stage):
     def _on_target(ctx: RunContext, runner, source: ModelSource, cfg: BenchmarkConfig) -> tuple[TargetBench, dict[str, float] | None]:
         """Latency per batch size, memory and the task's scores of one model on one target."""
         if runner.target.startswith("torch") and source.module is None:
-            return TargetBench(runner=runner.describe(), skipped="INT8 model: exists only as ONNX"), None
+            return TargetBench(
+                runner=runner.describe(), skipped="exists only as ONNX (an INT8 model, or one brought as an ONNX file)"
+            ), None
         sessions = Sessions(runner, source, fresh=cfg.timing.fresh_sessions)
         batches = {str(b): ctx.task.full_batch(b).numpy() for b in cfg.batch_sizes}
         latency, memory = time_batches(sessions, batches, cfg.timing)

@@ -50,11 +50,11 @@ class Export(Stage):
         return list(self.cfg.models or [])
 
     def plan(self, models: dict[str, Planned]) -> None:
-        names = self.cfg.models or [n for n, m in models.items() if m.kind == "fp32"]
+        names = self.cfg.models or [n for n, m in models.items() if m.kind == "fp32" and m.torch]
         if not names:
             raise RecipeError("no FP32 model to export at this point", fix="add a train, load or distill stage before export")
         for name in names:
-            if need(models, name).kind == "int8":
+            if need(models, name, torch=models.get(name, Planned()).kind != "int8").kind == "int8":
                 raise RecipeError(
                     f"model {name!r} is INT8 and already has its ONNX file; exporting its PyTorch form would write a float model under its name",
                     fix=f"remove {name!r} from export.models",
@@ -63,7 +63,7 @@ class Export(Stage):
 
     def run(self, ctx: RunContext, cfg: ExportConfig) -> RunContext:
         runner = cpu_runner(ctx.target)
-        for name in cfg.models or [n for n, r in ctx.models.items() if r.kind == "fp32"]:
+        for name in cfg.models or [n for n, r in ctx.models.items() if r.kind == "fp32" and r.spec.onnx is None]:
             model = ctx.module(name).eval()
             path = ctx.out(f"{name}.onnx")
             export_onnx(model, ctx.task.example_input(2), path, opset=cfg.opset, exporter=cfg.exporter)

@@ -108,7 +108,8 @@ class Quantize(Stage):
         if not names:
             raise RecipeError("no exported FP32 model to quantize at this point", fix="add an export stage before quantize")
         for name in names:
-            need(models, name, kind="fp32", onnx=True)  # the INT8 file is checked and timed against the FP32 one
+            # the INT8 file is checked and timed against the FP32 one; neural-compressor quantizes the PyTorch model
+            need(models, name, kind="fp32", onnx=True, torch=self.cfg.backend == "inc")
             out = f"{name}{self.cfg.suffix}"
             if out in models:
                 raise RecipeError(f"model name {out!r} is already used by an earlier stage", fix="set another suffix")

@@ -6,11 +6,12 @@ from pydantic import Field, field_validator
 
 from compress.config import ModelName, StageConfig
 from compress.context import RunContext
+from compress.deploy import add_onnx_model
 from compress.distill.losses import task_loss
 from compress.distill.record import TRAIN_STATE, register_model, training_of
 from compress.distill.trainer import FitConfig, fit
 from compress.models.spec import ModelSpec, build_model
-from compress.stages.base import Stage, register_stage
+from compress.stages.base import Planned, Stage, register_stage
 
 __all__ = ["Train", "Load"]
 
@@ -52,13 +53,16 @@ class Train(Stage):
 
 class LoadConfig(StageConfig):
     name: ModelName = Field("teacher", description="name of the model in this run")
-    model: ModelSpec = Field(description="architecture plus 'checkpoint' (a state dict file, loaded with weights_only=True)")
+    model: ModelSpec = Field(
+        description="architecture plus 'checkpoint' (a state dict file, loaded with weights_only=True), "
+        "or {onnx: file.onnx}: an ONNX model as it is, for quantize, benchmark and report"
+    )
 
     @field_validator("model")
     @classmethod
     def _needs_weights(cls, spec: ModelSpec) -> ModelSpec:
-        if spec.checkpoint is None and spec.factory is None:
-            raise ValueError("a zoo model needs 'checkpoint' to load trained weights from")
+        if spec.checkpoint is None and spec.factory is None and spec.onnx is None:
+            raise ValueError("a zoo model needs 'checkpoint' to load trained weights from (or give {onnx: file.onnx})")
         return spec
 
 
@@ -73,6 +77,14 @@ class Load(Stage):
     def provides(self) -> list[str]:
         return [self.cfg.name]
 
+    def plan(self, models: dict[str, Planned]) -> None:
+        super().plan(models)
+        if self.cfg.model.onnx is not None:
+            models[self.cfg.name] = Planned(kind="fp32", onnx=True, torch=False)
+
     def run(self, ctx: RunContext, cfg: LoadConfig) -> RunContext:
-        register_model(ctx, cfg.name, cfg.model, build_model(cfg.model, ctx.task))
+        if cfg.model.onnx is not None:
+            add_onnx_model(ctx, cfg.name, cfg.model)
+        else:
+            register_model(ctx, cfg.name, cfg.model, build_model(cfg.model, ctx.task))
         return ctx

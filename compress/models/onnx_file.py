@@ -1,0 +1,66 @@
+"""An ONNX file a user brings (exported elsewhere, or downloaded): what it takes and gives, read from the
+file itself, and checked against the task before a run relies on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from compress.errors import ArtifactError, DataError, first_line
+
+__all__ = ["OnnxSignature", "onnx_signature"]
+
+
+@dataclass(frozen=True)
+class OnnxSignature:
+    input_name: str
+    sample_shape: tuple[int | str, ...]  # per sample: a dimension's size, or its symbolic name
+    batch: int | str | None  # fixed size, symbolic name, or None when undeclared
+    outputs: int  # the last dimension of the first output (0 when symbolic)
+    params: int  # values stored in the initializers
+
+    def check_task(self, label: str, input_shape: tuple[int, ...], num_outputs: int) -> None:
+        """The file takes one task input per sample and gives one row of `num_outputs` scores."""
+        fixed = tuple(d for d in self.sample_shape)
+        if len(fixed) != len(input_shape) or any(isinstance(d, int) and d != s for d, s in zip(fixed, input_shape, strict=False)):
+            raise DataError(
+                f"{label} takes inputs of shape {fixed} per sample, the task's are {input_shape}",
+                fix="bring the model of this task, or a task whose inputs it takes",
+            )
+        if self.outputs and self.outputs != num_outputs:
+            raise DataError(
+                f"{label} gives {self.outputs} outputs per sample, the task needs {num_outputs}", fix="bring the model of this task"
+            )
+
+
+def onnx_signature(path: Path) -> OnnxSignature:
+    """The single input's name and shape, the output width and the stored parameter count of `path`."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as err:  # onnx raises DecodeError, ValidationError and friends
+        raise ArtifactError(f"{path} is not a valid ONNX model ({first_line(err)})", fix="export it again") from None
+    graph = model.graph
+    stored = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in stored]
+    if len(inputs) != 1 or not graph.output:
+        raise ArtifactError(
+            f"{path} has {len(inputs)} inputs and {len(graph.output)} outputs; a run's model takes one input and gives one output",
+            fix="benchmark multi-input models with 'edge-compress bench'",
+        )
+
+    def dim(d) -> int | str:
+        return d.dim_value if d.dim_value > 0 else (d.dim_param or "?")
+
+    dims = [dim(d) for d in inputs[0].type.tensor_type.shape.dim]
+    out = [dim(d) for d in graph.output[0].type.tensor_type.shape.dim]
+    params = sum(int(onnx.numpy_helper.to_array(t).size) for t in graph.initializer)
+    return OnnxSignature(
+        input_name=inputs[0].name,
+        sample_shape=tuple(dims[1:]),
+        batch=dims[0] if dims else None,
+        outputs=out[-1] if out and isinstance(out[-1], int) else 0,
+        params=params,
+    )
