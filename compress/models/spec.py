@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from compress.data.task import TaskData
@@ -37,7 +37,8 @@ class ModelSpec(BaseModel):
     arch: str | None = None
     factory: str | None = None
     checkpoint: str | None = None
-    onnx: str | None = None
+    # left out of dumps when unset: specs (and so the resume keys of runs made before it existed) stay the same
+    onnx: str | None = Field(None, exclude_if=lambda value: value is None)
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
