@@ -56,7 +56,9 @@ def onnx_signature(path: Path) -> OnnxSignature:
 
     dims = [dim(d) for d in inputs[0].type.tensor_type.shape.dim]
     out = [dim(d) for d in graph.output[0].type.tensor_type.shape.dim]
-    params = sum(int(onnx.numpy_helper.to_array(t).size) for t in graph.initializer)
+    # weights are initializers, or (older exporters, e.g. paddle2onnx) Constant nodes
+    constants = [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    params = sum(int(onnx.numpy_helper.to_array(t).size) for t in [*graph.initializer, *constants])
     return OnnxSignature(
         input_name=inputs[0].name,
         sample_shape=tuple(dims[1:]),

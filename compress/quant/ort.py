@@ -69,6 +69,18 @@ def _quiet() -> Iterator[None]:
         root.setLevel(level)
 
 
+def _at_least_opset_13(path: Path) -> None:
+    """Per-channel QDQ (DequantizeLinear's `axis`) needs opset 13: older files (exported years ago, as many
+    downloaded ones are) are converted first, in place; onnx's converter keeps their arithmetic."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(path))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    if opset < 13:
+        onnx.save(version_converter.convert_version(model, 13), str(path))
+
+
 def quantize_onnx(
     source: Path,
     dest: Path,
@@ -95,6 +107,7 @@ def quantize_onnx(
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         import onnx
 
+        _at_least_opset_13(prepared)
         graph = onnx.load(str(prepared)).graph
         op_types = sorted({n.op_type for n in graph.node} - set(exclude_op_types))
         types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}

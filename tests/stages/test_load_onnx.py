@@ -89,3 +89,38 @@ def test_a_file_that_does_not_fit_the_task_is_one_line(foreign_onnx, tmp_path):
 def test_an_onnx_model_takes_no_other_keys():
     with pytest.raises(ValueError, match="an 'onnx' model takes no other keys"):  # pydantic's ValidationError
         Load(model={"onnx": "m.onnx", "hidden": [8]})
+
+
+def test_an_old_opset_file_with_constant_weights_is_counted_and_quantized(foreign_onnx, tmp_path):
+    """Files from other exporters (paddle2onnx: opset 11, weights as Constant nodes): parameters are counted
+    from the Constant nodes and the file is raised to opset 13 for per-channel QDQ."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(foreign_onnx)).graph.initializer}
+    nodes, previous = [helper.make_node("Flatten", ["pixels"], ["h0"])], "h0"
+    for i, (w, b) in enumerate(
+        zip([v for v in weights.values() if v.ndim == 2], [v for v in weights.values() if v.ndim == 1], strict=True)
+    ):
+        nodes += [
+            helper.make_node("Constant", [], [f"w{i}"], value=numpy_helper.from_array(w.T.copy(), f"w{i}")),
+            helper.make_node("Constant", [], [f"b{i}"], value=numpy_helper.from_array(b, f"b{i}")),
+            helper.make_node("MatMul", [previous, f"w{i}"], [f"m{i}"]),
+            helper.make_node("Add", [f"m{i}", f"b{i}"], [f"h{i + 1}"]),
+        ]
+        previous = f"h{i + 1}"
+        if i == 0:
+            nodes.append(helper.make_node("Relu", [previous], ["r0"]))
+            previous = "r0"
+    graph = helper.make_graph(
+        nodes,
+        "old",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["n", 1, 8, 8])],
+        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, ["n", 10])],
+    )
+    path = tmp_path / "old.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), path)
+    stages = [Load(name="teacher", model={"onnx": str(path)}), Quantize(calibration={"samples": 128})]
+    models = Pipeline(stages, task="digits").run(tmp_path / "run", quiet=True).records()
+    assert models["teacher"].params == 64 * 48 + 48 + 48 * 10 + 10
+    assert models["teacher_int8"].quant.deployed.deployed >= 0.98 and models["teacher_int8"].quant.integer_ops
