@@ -553,6 +553,12 @@ USER_CODE = [
     ),
 ]
 
+
+def _bench(id_: str, expect: str, *flags: str, **files: Any) -> Case:
+    """`bench m.onnx` plus `flags`, m.onnx being the digits MLP, with these other files."""
+    return Case(id_, ("bench", "m.onnx", *flags), expect, {"m.onnx": Artifact("model.onnx"), **files})
+
+
 BENCH = [
     Case("bench-missing-file", ("bench", "model file nope.onnx does not exist"), "nope.onnx"),
     Case("bench-empty-onnx", ("bench", "m.onnx"), "m.onnx is not a readable ONNX model (the file is empty)", {"m.onnx": b""}),
@@ -570,50 +576,40 @@ BENCH = [
         "not a readable torch.export archive",
         {"m.pt2": Artifact("not-export.pt2")},
     ),
-    Case("bench-onnx-on-torch-target", ("bench", "m.onnx", "--target", "torch-cpu"), ".pt2", {"m.onnx": Artifact("model.onnx")}),
-    Case("bench-unknown-target", ("bench", "m.onnx", "--target", "ort-gpu"), "--target", {"m.onnx": Artifact("model.onnx")}),
-    Case("bench-threads-zero", ("bench", "m.onnx", "--threads", "0"), "--threads", {"m.onnx": Artifact("model.onnx")}),
-    Case("bench-batch-zero", ("bench", "m.onnx", "--batch-sizes", "0"), "--batch-sizes", {"m.onnx": Artifact("model.onnx")}),
-    Case("bench-batch-absurd", ("bench", "m.onnx", "--batch-sizes", str(2**40)), "--batch-sizes", {"m.onnx": Artifact("model.onnx")}),
-    Case("bench-rounds-zero", ("bench", "m.onnx", "--rounds", "0"), "--rounds", {"m.onnx": Artifact("model.onnx")}),
-    Case("bench-min-time-inf", ("bench", "m.onnx", "--min-time", "inf"), "--min-time", {"m.onnx": Artifact("model.onnx")}),
-    Case("bench-input-shape-words", ("bench", "m.onnx", "--input-shape", "a,b"), "--input-shape", {"m.onnx": Artifact("model.onnx")}),
-    Case(
-        "bench-input-shape-wrong",
-        ("bench", "m.onnx", "--input-shape", "3,5"),
-        "but --input-shape gives (3, 5)",
-        {"m.onnx": Artifact("model.onnx")},
+    _bench("bench-onnx-on-torch-target", "target 'torch-cpu' times a PyTorch module and 'm.onnx' is ONNX only", "--target", "torch-cpu"),
+    _bench("bench-unknown-target", "--target: unknown benchmark target 'ort-gpu'", "--target", "ort-gpu"),
+    _bench("bench-threads-zero", "--threads: Input should be greater than or equal to 1", "--threads", "0"),
+    _bench("bench-batch-zero", "--batch-sizes: batch sizes must be between 1 and 65536", "--batch-sizes", "0"),
+    _bench("bench-batch-absurd", "--batch-sizes: batch sizes must be between 1 and 65536", "--batch-sizes", str(2**40)),
+    _bench("bench-rounds-zero", "--rounds: Input should be greater than or equal to 1", "--rounds", "0"),
+    _bench("bench-min-time-inf", "--min-time: Input should be a finite number", "--min-time", "inf"),
+    _bench("bench-input-shape-words", "--input-shape 'a,b' is not a list of integers", "--input-shape", "a,b"),
+    _bench("bench-input-shape-wrong", "but --input-shape gives (3, 5)", "--input-shape", "3,5"),
+    _bench("bench-unknown-task", "unknown task 'digitz'; did you mean 'digits'", "--task", "digitz"),
+    _bench("bench-task-mismatch", "the task gives (10,)", "--task", "diabetes"),
+    _bench(
+        "bench-save-baseline-folder", "--save-baseline perf is a folder, not a file", "--save-baseline", "perf", **{"perf/old.json": "{}"}
     ),
-    Case(
-        "bench-unknown-task",
-        ("bench", "m.onnx", "--task", "digitz"),
-        "unknown task 'digitz'; did you mean 'digits'",
-        {"m.onnx": Artifact("model.onnx")},
-    ),
-    Case("bench-task-mismatch", ("bench", "m.onnx", "--task", "diabetes"), "the task gives (10,)", {"m.onnx": Artifact("model.onnx")}),
-    Case(
-        "bench-save-baseline-folder",
-        ("bench", "m.onnx", "--save-baseline", "perf"),
-        "--save-baseline perf is a folder, not a file",
-        {"m.onnx": Artifact("model.onnx"), "perf/old.json": "{}"},
-    ),
-    Case(
+    _bench(
         "bench-save-baseline-under-file",
-        ("bench", "m.onnx", "--save-baseline", "notes/b.json"),
         "--save-baseline notes/b.json: notes is a file, not a folder",
-        {"m.onnx": Artifact("model.onnx"), "notes": "mine"},
+        "--save-baseline",
+        "notes/b.json",
+        notes="mine",
     ),
-    Case(
+    _bench(
         "bench-baseline-over-a-recipe",
-        ("bench", "m.onnx", "--save-baseline", "r.yaml"),
         "r.yaml exists and is not an earlier edge-compress-baseline file",
-        {"m.onnx": Artifact("model.onnx"), "r.yaml": recipe()},
+        "--save-baseline",
+        "r.yaml",
+        **{"r.yaml": recipe()},
     ),
-    Case(
+    _bench(
         "bench-json-over-notes",
-        ("bench", "m.onnx", "--json", "notes.json"),
         "notes.json exists and is not an earlier edge-compress-measurement file",
-        {"m.onnx": Artifact("model.onnx"), "notes.json": '{"todo": 1}'},
+        "--json",
+        "notes.json",
+        **{"notes.json": '{"todo": 1}'},
     ),
     *[
         Case(
@@ -634,12 +630,7 @@ BENCH = [
         "m.onnx is fixed at batch",
         {"m.onnx": Artifact("fixed-batch-1.onnx")},
     ),
-    Case(
-        "bench-json-folder",
-        ("bench", "m.onnx", "--json", "perf"),
-        "--json perf is a folder, not a file",
-        {"m.onnx": Artifact("model.onnx"), "perf/old.json": "{}"},
-    ),
+    _bench("bench-json-folder", "--json perf is a folder, not a file", "--json", "perf", **{"perf/old.json": "{}"}),
 ]
 
 
