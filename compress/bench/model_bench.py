@@ -20,6 +20,7 @@ from compress.config import BatchSizes
 from compress.data.spec import TaskSpec
 from compress.errors import ArtifactError, DataError, ModelError, first_line
 from compress.fsio import sha256_file
+from compress.models.onnx_file import graph_inputs
 
 __all__ = ["BenchSettings", "bench_model", "model_source", "sample_shape", "inputs_for", "measure_sessions", "time_batches", "evaluate"]
 
@@ -64,8 +65,7 @@ def _onnx_sample_shape(path: Path) -> tuple[int, ...] | None:
         raise ArtifactError(
             f"model file {path} {what}", fix="give the path of an .onnx file that torch.onnx.export or another exporter wrote"
         ) from None
-    initializers = {i.name for i in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in initializers]
+    inputs = graph_inputs(graph)
     if not inputs or not graph.node:  # protobuf reads an empty file as an empty model
         why = "the file is empty" if path.stat().st_size == 0 else "it has no graph inputs or nodes"
         raise ArtifactError(f"{path} is not a readable ONNX model ({why})", fix="export the model again")
@@ -176,10 +176,7 @@ def _declared_batch(path: Path) -> int | None:
     """The batch size an ONNX file is fixed to, or None when its batch axis is dynamic."""
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
-    initializers = {i.name for i in graph.initializer}
-    first = next(i for i in graph.input if i.name not in initializers)
-    dims = first.type.tensor_type.shape.dim
+    dims = graph_inputs(onnx.load(str(path), load_external_data=False).graph)[0].type.tensor_type.shape.dim
     return dims[0].dim_value if dims and dims[0].dim_value > 0 else None
 
 

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from compress.errors import ArtifactError, DataError, first_line
 
-__all__ = ["OnnxSignature", "onnx_signature"]
+__all__ = ["OnnxSignature", "onnx_signature", "graph_inputs"]
+
+
+def graph_inputs(graph) -> list:
+    """The inputs a caller feeds: the graph's inputs that are not stored weights (older files list
+    their initializers among the inputs too)."""
+    stored = {i.name for i in graph.initializer}
+    return [i for i in graph.input if i.name not in stored]
 
 
 @dataclass(frozen=True)
@@ -43,8 +50,7 @@ def onnx_signature(path: Path) -> OnnxSignature:
     except Exception as err:  # onnx raises DecodeError, ValidationError and friends
         raise ArtifactError(f"{path} is not a valid ONNX model ({first_line(err)})", fix="export it again") from None
     graph = model.graph
-    stored = {i.name for i in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in stored]
+    inputs = graph_inputs(graph)
     if len(inputs) != 1 or not graph.output:
         raise ArtifactError(
             f"{path} has {len(inputs)} inputs and {len(graph.output)} outputs; a run's model takes one input and gives one output",
