@@ -5,6 +5,7 @@ that coupled layers (residual joins, depthwise convolutions, BatchNorm) stay con
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -47,12 +48,19 @@ def classifier(model: nn.Module) -> nn.Module:
 
 
 class ChannelPruner:
-    """Prune `model` in place towards `ratio` of its channels in `steps` equal steps (torch-pruning's
-    linear iterative schedule). `keep`: modules left untouched (the classifier always is).
-    `round_to`: channel counts stay multiples of it. Attention: nn.MultiheadAttention loses whole heads
-    (`head_ratio` of them over the steps; torch-pruning's own head removal needs separate q/k/v Linear
-    layers). Its one `embed_dim` indexes both the heads' channels and the residual stream, so removing
-    a head narrows the residual stream by `head_dim` too."""
+    """Prune `model` in place towards `ratio` of its channels in `steps` equal steps. `keep`: modules left
+    untouched (the classifier always is). `round_to`: channel counts stay multiples of it.
+
+    The rule (ours; torch-pruning supplies the dependency graph and the importance scores): torch-pruning
+    groups coupled channels (a residual join, a depthwise convolution and its producer, BatchNorm). Local
+    pruning takes every group to the same scheduled fraction of its own initial channels, so each branch
+    of a concatenation keeps the same share of itself. Global pruning ranks channels across groups but
+    stops each group at `max_ratio`. Kept channel counts are rounded up, never down, so no layer loses
+    more than `max_ratio` of its channels, with `round_to` or grouped convolutions as well.
+
+    Attention: nn.MultiheadAttention loses whole heads (`head_ratio` of them over the steps; torch-pruning's
+    own head removal needs separate q/k/v Linear layers). Its one `embed_dim` indexes both the heads'
+    channels and the residual stream, so removing a head narrows the residual stream by `head_dim` too."""
 
     def __init__(
         self,
@@ -75,26 +83,22 @@ class ChannelPruner:
         # residual stream they share their channels with
         ignored = [modules[name] for name in keep] + [classifier(model), *heads]
         self.model, self.example, self.steps, self.done = model, example, steps, 0
-        self.importance_name = importance
-        self.pruner = tp.pruner.BasePruner(
-            model,
-            example,
-            importance=IMPORTANCES.get(importance)(),
-            pruning_ratio=ratio,
-            iterative_steps=steps,
-            ignored_layers=ignored,
-            round_to=round_to,
-            global_pruning=global_pruning,
-            max_pruning_ratio=max_ratio,
-        )
-        self.layers = {n: m for n, m in modules.items() if isinstance(m, nn.Linear | nn.modules.conv._ConvNd) and m not in ignored}
+        self.importance_name, self.ratio, self.max_ratio = importance, min(ratio, max_ratio), max_ratio
+        self.global_pruning, self.round_to = global_pruning, round_to or 1
+        with warnings.catch_warnings():  # 'unwrapped parameters' (a GRU's, a position embedding): left as they are
+            warnings.filterwarnings("ignore", message="Unwrapped parameters")
+            # torch-pruning gives the dependency graph and the importance scores; `step` decides the channels
+            self.pruner = tp.pruner.BasePruner(
+                model, example, importance=IMPORTANCES.get(importance)(), ignored_layers=ignored, root_module_types=ROOTS
+            )
+        self.layers = {n: m for n, m in modules.items() if isinstance(m, PRUNABLE) and m not in ignored}
         self.initial = {n: _channels(m) for n, m in self.layers.items()}
-        roots = [nn.modules.conv._ConvNd, nn.Linear, nn.LSTM]
-        if not heads and not any(True for _ in self.pruner.DG.get_all_groups(ignored_layers=ignored, root_module_types=roots)):
+        self.group_initial = {_root(g): self.pruner.DG.get_out_channels(_root(g)) for g in self._groups()}
+        if not heads and not self.group_initial:
             others = sorted({type(m).__name__ for m in model.modules() if not list(m.children())} - {"Linear", "Identity"})
             raise RecipeError(
                 f"prune: nothing in this model can be pruned: no convolution or Linear channels outside the classifier "
-                f"and 'keep' (its other layers: {', '.join(others) or 'none'})",
+                f"and 'keep', and recurrent layers are not pruned (its other layers: {', '.join(others) or 'none'})",
                 fix="remove the prune stage, or prune a model with convolution or Linear layers",
             )
         self.head_targets = {m: max(1, round(n * (1 - head_ratio))) for m, n in heads.items()}
@@ -123,8 +127,32 @@ class ChannelPruner:
             gradients()
         self.done += 1
         self._remove_heads()
-        self.pruner.step()
+        fraction = self.ratio * self.done / self.steps
+        plans = [self._plan(group) for group in self._groups()]
+        plans = [p for p in plans if p is not None]
+        cuts = _global_cuts(plans, fraction, self.max_ratio) if self.global_pruning else [p.cut(fraction) for p in plans]
+        for plan, cut in zip(plans, cuts, strict=True):
+            if cut:
+                plan.prune(self.pruner.DG, cut)
         self.model.zero_grad(set_to_none=True)
+
+    def _groups(self) -> list:
+        return list(self.pruner.DG.get_all_groups(ignored_layers=self.pruner.ignored_layers, root_module_types=ROOTS))
+
+    def _plan(self, group) -> _GroupPlan | None:
+        root = _root(group)
+        initial = self.group_initial.get(root)
+        imp = self.pruner.estimate_importance(group)
+        if initial is None or imp is None:
+            return None
+        slices = self.pruner._get_channel_groups(group)  # grouped convolutions: the same channels go from every slice
+        plan = _GroupPlan(
+            group, imp.view(slices, -1).mean(0).cpu() if slices > 1 else imp.cpu(), slices, initial, self.round_to, self.max_ratio
+        )
+        tracked = set(self.layers.values())
+        outs = {dep.target.module for dep, _ in group if self.pruner.DG.is_out_channel_pruning_fn(dep.handler)}
+        plan.layers = max(1, len(outs & tracked))  # how many measured layers each of its channels counts in
+        return plan
 
     def _remove_heads(self) -> None:
         """Remove the lowest-norm heads on the linear schedule. The attention layers of one residual
@@ -156,8 +184,71 @@ class ChannelPruner:
         return w.pow(2).sum((0, 2, 3)) + out.pow(2).sum((0, 2))
 
 
+PRUNABLE = (nn.Linear, nn.modules.conv._ConvNd)
+ROOTS = list(PRUNABLE)  # recurrent layers are not pruned: torch-pruning's LSTM handler fails on single-layer LSTMs here
+
+
+def _root(group) -> nn.Module:
+    return group[0].dep.target.module
+
+
 def _channels(layer: nn.Module) -> int:
     return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+
+
+class _GroupPlan:
+    """One group of coupled channels: its importance per channel (of one slice, for grouped convolutions),
+    and how many channels per slice a step may remove without going below `max_ratio` of its initial size."""
+
+    def __init__(self, group, imp: torch.Tensor, slices: int, initial: int, round_to: int, max_ratio: float) -> None:
+        self.group, self.imp, self.slices = group, imp, slices
+        self.width, self.initial = len(imp), initial // slices
+        self.round_to, self.layers = round_to, 1
+        self.floor = self._kept(max_ratio)
+
+    def _kept(self, fraction: float) -> int:
+        """Channels per slice to keep at `fraction` removed: rounded up, then up to a multiple of `round_to`."""
+        kept = max(1, math.ceil(self.initial * (1 - fraction) - 1e-9))
+        while (kept * self.slices) % self.round_to and kept < self.width:
+            kept += 1
+        return min(kept, self.width)
+
+    def cut(self, fraction: float) -> int:
+        return max(0, self.width - max(self._kept(fraction), self.floor))
+
+    def prune(self, graph, cut: int) -> None:
+        order = torch.argsort(self.imp)[:cut]
+        idxs = torch.cat([order + s * self.width for s in range(self.slices)]).tolist()
+        group = graph.get_pruning_group(_root(self.group), self.group[0].dep.handler, idxs)
+        if graph.check_pruning_group(group):
+            group.prune()
+
+
+def _global_cuts(plans: list[_GroupPlan], fraction: float, max_ratio: float) -> list[int]:
+    """Global ranking: the least important channels across all groups go first (scores normalized per
+    group, as LAMP does), until `fraction` of all initial channels is gone, counted over the measured
+    layers as `ChannelPruner.removed` counts them; no group below its floor."""
+    total = sum(p.initial * p.slices * p.layers for p in plans)
+    excess = sum(p.width * p.slices * p.layers for p in plans) - math.ceil(total * (1 - fraction) - 1e-9)
+    ranked = sorted(
+        ((float(score) / (float(p.imp.abs().sum()) or 1.0), i) for i, p in enumerate(plans) for score in p.imp), key=lambda t: t[0]
+    )
+    cuts = [0] * len(plans)
+    for _, i in ranked:
+        if excess <= 0:
+            break
+        plan = plans[i]
+        if plan.width - cuts[i] > plan.floor:
+            cuts[i] += 1
+            excess -= plan.slices * plan.layers
+    return [_rounded_cut(p, c) for p, c in zip(plans, cuts, strict=True)]
+
+
+def _rounded_cut(plan: _GroupPlan, cut: int) -> int:
+    """`cut` lowered until the kept count suits `round_to`."""
+    while cut > 0 and ((plan.width - cut) * plan.slices) % plan.round_to:
+        cut -= 1
+    return cut
 
 
 def check_keep(model: nn.Module, keep: Iterable[str]) -> None:

@@ -4,6 +4,8 @@ per-node profile)."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from torch import nn
 from compress.bench import TimingConfig, make_runner, measure
 from compress.context import RunContext
 
-__all__ = ["latency_of", "speedup_of", "dominant_nodes"]
+__all__ = ["latency_of", "interleaved", "speedup", "dominant_nodes"]
 
 
 def _batch(ctx: RunContext, batch_size: int) -> np.ndarray:
@@ -43,15 +45,28 @@ def latency_of(model: nn.Module, ctx: RunContext, batch_size: int, timing: Timin
         return measure(lambda: predict(x), timing)
 
 
-def speedup_of(before: nn.Module, after: nn.Module, ctx: RunContext, batch_size: int, timing: TimingConfig, rounds: int = 7) -> float:
-    """p50(before) / p50(after), timed in alternating rounds so that both see the same machine state;
-    the median of the per-round ratios."""
+def interleaved(models: list[nn.Module], ctx: RunContext, batch_size: int, timing: TimingConfig) -> list[dict[str, Any]]:
+    """Latency statistics of each model at `batch_size` on the run's target, timed in alternating rounds
+    (as the benchmark does) so that all see the same machine state; each with its per-round p50s."""
+    from compress.bench.timing import sample_round, summarize, warm_up
+
     runner = make_runner(ctx.target)
     x = _batch(ctx, batch_size)
-    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        first, second = runner.load(_exported(before, ctx, a)), runner.load(_exported(after, ctx, b))
-        ratios = [measure(lambda: first(x), timing)["p50"] / measure(lambda: second(x), timing)["p50"] for _ in range(rounds)]
-    return float(np.median(ratios))
+    with contextlib.ExitStack() as stack:
+        folders = [stack.enter_context(tempfile.TemporaryDirectory()) for _ in models]
+        calls = [functools.partial(runner.load(_exported(m, ctx, f)), x) for m, f in zip(models, folders, strict=True)]
+        for call in calls:
+            warm_up(call, timing)
+        rounds: list[list[np.ndarray]] = [[] for _ in calls]
+        for _ in range(timing.rounds):
+            for samples, call in zip(rounds, calls, strict=True):
+                samples.append(sample_round(call, timing))
+    return [summarize(r, batch_size=batch_size, noise_threshold=timing.noise_threshold) for r in rounds]
+
+
+def speedup(before: dict[str, Any], after: dict[str, Any]) -> float:
+    """The median of the per-round p50 ratios of two interleaved measurements."""
+    return float(np.median(np.asarray(before["round_p50"]) / np.asarray(after["round_p50"])))
 
 
 def dominant_nodes(model: nn.Module, ctx: RunContext, batch_size: int, top: int = 5) -> list[dict[str, Any]]:

@@ -133,6 +133,9 @@ class PruneResult(Record):
     mac_reduction: float
     warnings: list[str] = Field(default_factory=list)
     dominant_nodes: list[NodeShare] = Field(default_factory=list)
+    layers: dict[str, float] = Field(
+        default_factory=dict, description="per pruned layer (module path), the fraction of its output channels removed"
+    )
 
 
 class Int8FormatRecord(Record):

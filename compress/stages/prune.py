@@ -25,7 +25,7 @@ from compress.distill.trainer import FitConfig, fit
 from compress.errors import RecipeError
 from compress.models.predict import torch_predictor
 from compress.prune.engine import IMPORTANCES, ChannelPruner, check_keep, classifier
-from compress.prune.measure import dominant_nodes, latency_of, speedup_of
+from compress.prune.measure import dominant_nodes, interleaved, latency_of, speedup
 from compress.records import NodeShare, PointLatency, PrunePoint, PruneResult
 from compress.stages.base import Planned, Stage, need, register_stage
 
@@ -33,7 +33,11 @@ __all__ = ["Prune", "PruneConfig", "PruneTarget", "FinetuneConfig"]
 
 SLOW_SPEEDUP = 2.0  # warn when the MAC reduction is more than this many times the measured speedup
 QUICK_TIMING = TimingConfig(warmup=5, rounds=3, min_iters=20, min_time_s=0.1, max_iters=2000)
-"""Each step's latency: three rounds (one round's p50 moved by a third between steps on a busy machine)."""
+"""Each step's latency: three rounds interleaved with the unpruned model (one round's p50 moved by a third
+between steps on a busy machine)."""
+VERDICT_ROUNDS = 7
+"""The final model against the unpruned one: at least this many interleaved rounds decide the speedup and
+a latency target."""
 
 
 class PruneTarget(BaseModel):
@@ -137,16 +141,16 @@ class Prune(Stage):
             head_ratio=ratio if cfg.head_ratio is None else cfg.head_ratio,
             max_ratio=cfg.max_ratio,
         )
-        curve = [self._point(ctx, cfg, model, step=0, ratio=0.0)]
+        curve = [self._point(ctx, cfg, model, step=0, ratio=0.0, reference=None)]
         ctx.log(f"  prune {cfg.model}: {_describe(curve[0], ctx)}")
         while pruner.done < steps and not _met(cfg.target, curve[-1]):
             pruner.step(lambda: _gradients(ctx, model))
             self._finetune(ctx, cfg, model, teacher, cfg.finetune.epochs, f"prune step {pruner.done}")
-            curve.append(self._point(ctx, cfg, model, step=pruner.done, ratio=pruner.removed()))
+            curve.append(self._point(ctx, cfg, model, step=pruner.done, ratio=pruner.removed(), reference=original))
             ctx.log(f"  step {pruner.done}: {_describe(curve[-1], ctx)}")
         if cfg.finetune.final_epochs:
             self._finetune(ctx, cfg, model, teacher, cfg.finetune.final_epochs, "prune final fine-tune")
-            final = self._point(ctx, cfg, model, step=pruner.done, ratio=curve[-1].ratio)
+            final = self._point(ctx, cfg, model, step=pruner.done, ratio=curve[-1].ratio, reference=original)
             curve.append(final.model_copy(update={"final": True}))
             ctx.log(f"  final: {_describe(curve[-1], ctx)}")
         register_model(ctx, cfg.output, ctx.record(cfg.model).spec, model, parent=cfg.model, structure=True)
@@ -186,13 +190,16 @@ class Prune(Stage):
             fit(model, ctx.task, objective, ft, seed=ctx.seed, desc=desc, quiet=ctx.quiet)
 
     @staticmethod
-    def _point(ctx: RunContext, cfg: PruneConfig, model: nn.Module, *, step: int, ratio: float) -> PrunePoint:
+    def _point(ctx: RunContext, cfg: PruneConfig, model: nn.Module, *, step: int, ratio: float, reference: nn.Module | None) -> PrunePoint:
+        """One point of the curve; its latency timed in rounds alternating with the unpruned `reference`."""
         from compress.bench import params_and_macs
 
         params, macs = params_and_macs(model, ctx.task.example_input(1))
         metric = ctx.task.metric.name
         val = ctx.task.evaluate(torch_predictor(model.eval()), "val")[metric]
-        latency = distributed.broadcast_object(latency_of(model, ctx, cfg.target.batch_size, cfg.timing) if distributed.is_main() else None)
+        models = [model] if reference is None else [reference, model]
+        timed = interleaved(models, ctx, cfg.target.batch_size, cfg.timing) if distributed.is_main() else None
+        latency = distributed.broadcast_object(timed and timed[-1])
         channels = sum(_out_channels(m) for m in model.modules())
         return PrunePoint(
             step=step,
@@ -208,14 +215,13 @@ class Prune(Stage):
         self, ctx: RunContext, cfg: PruneConfig, curve: list[PrunePoint], model: nn.Module, original: nn.Module, layers: dict[str, float]
     ) -> PruneResult:
         first, last = curve[0], curve[-1]
-        # the verdict's speedup: both models timed in alternating rounds, steadier than two separate step measurements
-        measured = speedup_of(original, model, ctx, cfg.target.batch_size, cfg.timing) if distributed.is_main() else None
-        speedup = distributed.broadcast_object(measured)
-        mac_cut = first.macs / max(last.macs, 1)
-        if cfg.target.kind == "latency_ms":  # the verdict on the benchmark's timing (5 rounds), not one step's quick look
-            steady = latency_of(model, ctx, cfg.target.batch_size, TimingConfig()) if distributed.is_main() else None
-            steady = distributed.broadcast_object(steady)
-            last = last.model_copy(update={"latency_ms": last.latency_ms.model_copy(update={"p50": steady["p50"], "p90": steady["p90"]})})
+        # the verdict: both models timed in alternating rounds, steadier than two separate step measurements
+        timing = cfg.timing.model_copy(update={"rounds": max(cfg.timing.rounds, VERDICT_ROUNDS)})
+        timed = interleaved([original, model], ctx, cfg.target.batch_size, timing) if distributed.is_main() else None
+        before, after = distributed.broadcast_object(timed)
+        measured, mac_cut = speedup(before, after), first.macs / max(last.macs, 1)
+        if cfg.target.kind == "latency_ms":  # a latency target is judged on this measurement, not one step's quick look
+            last = last.model_copy(update={"latency_ms": last.latency_ms.model_copy(update={"p50": after["p50"], "p90": after["p90"]})})
         met, warnings = _met(cfg.target, last), []
         if not met:
             value = _value(cfg.target, last)
@@ -230,9 +236,9 @@ class Prune(Stage):
             shown = ", ".join(f"{n} ({100 * f:.0f}%)" for n, f in list(beyond.items())[:4])
             warnings.append(f"layers pruned beyond max_ratio {cfg.max_ratio:g} (coupled to others by torch-pruning): {shown}")
         nodes = [NodeShare(**n) for n in (dominant_nodes(model, ctx, cfg.target.batch_size) if distributed.is_main() else [])]
-        if mac_cut > SLOW_SPEEDUP * speedup:
+        if mac_cut > SLOW_SPEEDUP * measured:
             top = ", ".join(f"{n.node} ({n.op}, {100 * n.share:.0f}%)" for n in nodes[:3])
-            warnings.append(f"measured speedup {speedup:.2f}x is far below the MAC reduction {mac_cut:.2f}x; most time goes to: {top}")
+            warnings.append(f"measured speedup {measured:.2f}x is far below the MAC reduction {mac_cut:.2f}x; most time goes to: {top}")
         for warning in warnings:
             ctx.log(f"  warning: {warning}")
         return PruneResult(
@@ -240,10 +246,11 @@ class Prune(Stage):
             target=cfg.target.model_dump(),
             target_met=met,
             curve=curve,
-            speedup=speedup,
+            speedup=measured,
             mac_reduction=mac_cut,
             warnings=warnings,
             dominant_nodes=nodes,
+            layers={n: round(f, 4) for n, f in layers.items()},
         )
 
 

@@ -63,3 +63,45 @@ def test_a_model_with_nothing_to_prune_is_refused_in_one_line():
     with pytest.raises(RecipeError) as err:
         ChannelPruner(Recurrent(), torch.randn(2, 5, 8), importance="l2", ratio=0.5, steps=1)
     assert "nothing in this model can be pruned" in str(err.value) and "GRU" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("global_pruning", "round_to"), [(False, None), (True, None), (False, 8), (True, 8)])
+def test_max_ratio_holds_for_every_layer(global_pruning, round_to):
+    """Kept channel counts are rounded up, never down, and global ranking stops each group at max_ratio:
+    torch-pruning's own step took a layer to 62.5% with max_ratio 0.6 here."""
+    model = _branches()
+    pruner = ChannelPruner(
+        model, torch.randn(2, 1, 8, 8), importance="l2", ratio=0.8, steps=3, global_pruning=global_pruning, max_ratio=0.6, round_to=round_to
+    )
+    for _ in range(3):
+        pruner.step()
+    layers = pruner.layer_removed()
+    assert max(layers.values()) <= 0.6 + 1e-9, layers
+    assert pruner.removed() > 0.3
+    if round_to:
+        assert all(m.out_channels % round_to == 0 for n, m in model.named_modules() if n in layers), layers
+
+
+def test_concatenated_branches_keep_the_same_share_of_themselves():
+    """Local pruning takes every group of coupled channels to the same fraction of its own size, so no
+    branch of a concatenation is emptied while another is untouched (the trained-scale imbalance of
+    `_branches` is what sent one branch to a single channel before)."""
+    model = _branches()
+    pruner = ChannelPruner(model, torch.randn(2, 1, 8, 8), importance="l1", ratio=0.5, steps=2)
+    for _ in range(2):
+        pruner.step()
+    assert {n: round(f, 3) for n, f in pruner.layer_removed().items()} == {n: 0.5 for n in ("stem", "b1", "b2", "b3", "mix")}
+    assert model.mix.in_channels == 24 + 48 + 8 and model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+
+
+def test_recurrent_layers_are_named_in_the_refusal():
+    class Lstm(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm, self.head = nn.LSTM(8, 32, batch_first=True), nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0][:, -1])
+
+    with pytest.raises(RecipeError, match="recurrent layers are not pruned .*LSTM"):
+        ChannelPruner(Lstm(), torch.randn(2, 5, 8), importance="l2", ratio=0.5, steps=1)
