@@ -25,6 +25,11 @@ examples:
   edge-compress bench student.onnx                              latency at batch 1 on ONNX Runtime CPU
   edge-compress bench student.onnx --task digits --batch-sizes 1 32 --save-baseline perf/student.json
   edge-compress bench student.onnx --target openvino-cpu --threads 1
+  edge-compress bench silero_vad.onnx --input-shape input=1x512 --input-value sr=16000 --batch-sizes 1 8
+
+inputs without --task: each graph input is made from its declared shape and type (floats: seeded random normals,
+integers: zeros); dimensions the file leaves open come from --input-shape NAME=<shape at batch 1>; the batch
+axes (axis 0 of the first input, and every axis sharing its symbolic name) take each --batch-sizes value.
 
 statistics: each of --rounds rounds times calls until --min-time and 20 calls; p50/p90/p99 are over all calls;
 a result is flagged noisy when the round medians vary by more than 5%.
@@ -64,17 +69,26 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
         help="built-in task (digits, mnist1d, diabetes), a gymnasium id (CartPole-v1: the metric is the return), or 'module:function'",
     )
     g.add_argument("--split", default="test", help="split for inputs and metric: test or val (default: test)")
-    g.add_argument("--input-shape", help="per-sample input shape without a task, e.g. 1,8,8 (default: from the ONNX file)")
+    g.add_argument(
+        "--input-shape",
+        action="append",
+        metavar="[NAME=]SHAPE",
+        help="input shape without a task, where the ONNX file leaves it open: per sample for the only input (1,8,8), or "
+        "NAME=1x3x48x192 for a named input at batch 1; repeat for several inputs (default: from the ONNX file)",
+    )
+    g.add_argument(
+        "--input-value",
+        action="append",
+        metavar="NAME=V",
+        help="fill a named input with one value instead of random normals or zeros, e.g. sr=16000; repeatable",
+    )
 
 
 def _settings(args: argparse.Namespace):
     from compress.bench.model_bench import BenchSettings
     from compress.recipe import format_validation_error
 
-    try:
-        shape = tuple(int(d) for d in args.input_shape.split(",")) if args.input_shape else None
-    except ValueError:
-        raise RecipeError(f"--input-shape {args.input_shape!r} is not a list of integers", fix="write it like 1,8,8") from None
+    shape, shapes = _input_shapes(args.input_shape or [])
     task = None
     if args.task:
         kind = "factory" if ":" in args.task else "env" if re.fullmatch(r"[A-Za-z][\w/]*-v\d+", args.task) else "name"
@@ -92,6 +106,8 @@ def _settings(args: argparse.Namespace):
         "task": task,
         "split": args.split,
         "input_shape": shape,
+        "input_shapes": shapes,
+        "input_values": _input_values(args.input_value or []),
     }
     try:
         return BenchSettings.model_validate(data)
@@ -121,7 +137,45 @@ _OPTIONS = {
     "env": "--task",
     "split": "--split",
     "input_shape": "--input-shape",
+    "input_shapes": "--input-shape",
+    "input_values": "--input-value",
 }
+
+
+def _input_shapes(texts: list[str]) -> tuple[tuple[int, ...] | None, dict[str, tuple[int, ...]]]:
+    """--input-shape values: (the per-sample shape of the only input, or None; shapes at batch 1 by input name)."""
+    per_sample, named = None, {}
+    for text in texts:
+        name, _, dims = text.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in re.split(r"[x,]", dims.strip()))
+        except ValueError:
+            raise RecipeError(
+                f"--input-shape {text!r} is not a list of integers",
+                fix="write it like 1,8,8 (per sample) or NAME=1x3x48x192 (an input at batch 1)",
+            ) from None
+        if name in named or (not name and per_sample is not None):
+            raise RecipeError(f"--input-shape gives {name or 'the per-sample shape'} twice", fix="give each input's shape once")
+        if name:
+            named[name] = shape
+        else:
+            per_sample = shape
+    return per_sample, named
+
+
+def _input_values(texts: list[str]) -> dict[str, float]:
+    """--input-value values: the number each named input is filled with."""
+    values = {}
+    for text in texts:
+        name, _, value = text.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not name.strip() or not math.isfinite(number):
+            raise RecipeError(f"--input-value {text!r} is not NAME=NUMBER", fix="write it like sr=16000")
+        values[name.strip()] = number
+    return values
 
 
 def non_negative_number(text: str) -> float:
@@ -193,6 +247,12 @@ def _bench(args: argparse.Namespace) -> int:
     result = bench_model(args.model, _settings(args))
     r = result["runner"]
     print(f"{args.model}  on {r['target']} ({r['runtime']}, {r['provider']}, {r['threads']} threads)")
+    made = result["model"].get("inputs") or {}
+    if made:
+        print(
+            "  inputs at batch 1: "
+            + ", ".join(f"{n} {'x'.join(map(str, i['shape'])) or 'scalar'} {i['dtype']} ({i['values']})" for n, i in made.items())
+        )
     for batch, stats in result["latency"].items():
         print(f"  batch {batch:>4}: {_fmt(stats)}")
     mem = result["memory"]

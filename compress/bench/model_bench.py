@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from compress.bench.fingerprint import cpu_mismatch, fingerprint
 from compress.bench.memory import peak_rss
@@ -18,11 +19,22 @@ from compress.bench.runners.pytorch import load_pt2
 from compress.bench.timing import TimingConfig, measure_rounds
 from compress.config import BatchSizes
 from compress.data.spec import TaskSpec
-from compress.errors import ArtifactError, DataError, ModelError, first_line
+from compress.errors import ArtifactError, DataError, ModelError, RecipeError, TargetError, first_line
 from compress.fsio import sha256_file
-from compress.models.onnx_file import graph_inputs
+from compress.models.onnx_file import GraphInput, batch_axes, graph_inputs, input_specs
 
-__all__ = ["BenchSettings", "bench_model", "model_source", "sample_shape", "inputs_for", "measure_sessions", "time_batches", "evaluate"]
+__all__ = [
+    "BenchSettings",
+    "Feeds",
+    "bench_model",
+    "model_source",
+    "sample_shape",
+    "inputs_for",
+    "feeds_for",
+    "measure_sessions",
+    "time_batches",
+    "evaluate",
+]
 
 REGRESS_TIMING = TimingConfig(warmup=20, rounds=15, min_iters=20, min_time_s=0.1)
 
@@ -38,6 +50,26 @@ class BenchSettings(BaseModel):
     task: TaskSpec | None = Field(None, description="task whose inputs are timed and whose metric is computed")
     split: Literal["test", "val"] = "test"
     input_shape: tuple[int, ...] | None = Field(None, description="per-sample input shape when there is no task")
+    input_shapes: dict[str, tuple[PositiveInt, ...]] = Field(
+        default_factory=dict, description="shapes at batch 1 of named inputs whose size the ONNX file leaves open (no task)"
+    )
+    input_values: dict[str, float] = Field(
+        default_factory=dict, description="named inputs filled with one value (e.g. a sample rate) instead of random normals or zeros"
+    )
+
+
+@dataclass(frozen=True)
+class Feeds:
+    """One batch for a model with several inputs: an array per graph input name."""
+
+    arrays: dict[str, np.ndarray]
+    batch: int
+
+    def __len__(self) -> int:
+        return self.batch
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} {list(a.shape)} {a.dtype}" for name, a in self.arrays.items())
 
 
 def model_source(path: str | Path) -> ModelSource:
@@ -54,8 +86,8 @@ def model_source(path: str | Path) -> ModelSource:
     return ModelSource(label=path.name, onnx=path)
 
 
-def _onnx_sample_shape(path: Path) -> tuple[int, ...] | None:
-    """The per-sample input shape declared by an ONNX file, or None when a non-batch dim is symbolic."""
+def _read_inputs(path: Path) -> list[GraphInput]:
+    """The inputs an ONNX file declares (name, dimensions, element type); a file that is not one is a one-line error."""
     import onnx
 
     try:
@@ -65,12 +97,23 @@ def _onnx_sample_shape(path: Path) -> tuple[int, ...] | None:
         raise ArtifactError(
             f"model file {path} {what}", fix="give the path of an .onnx file that torch.onnx.export or another exporter wrote"
         ) from None
-    inputs = graph_inputs(graph)
+    inputs = input_specs(graph)
     if not inputs or not graph.node:  # protobuf reads an empty file as an empty model
         why = "the file is empty" if path.stat().st_size == 0 else "it has no graph inputs or nodes"
         raise ArtifactError(f"{path} is not a readable ONNX model ({why})", fix="export the model again")
-    dims = inputs[0].type.tensor_type.shape.dim[1:]
-    return tuple(d.dim_value for d in dims) if all(d.dim_value > 0 for d in dims) else None
+    return inputs
+
+
+def _onnx_sample_shape(path: Path) -> tuple[int, ...] | None:
+    """The per-sample input shape declared by a single-input ONNX file, or None when a non-batch dim is open."""
+    inputs = _read_inputs(path)
+    if len(inputs) > 1:
+        raise DataError(
+            f"{path.name} takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); this command feeds one",
+            fix="measure it with 'edge-compress bench' (it makes each input), or regress it against a saved --baseline",
+        )
+    dims = (inputs[0].dims or ("?",))[1:]
+    return tuple(d for d in dims if isinstance(d, int)) if all(isinstance(d, int) for d in dims) else None
 
 
 def sample_shape(path: Path, settings: BenchSettings, task_shape: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -89,15 +132,74 @@ def sample_shape(path: Path, settings: BenchSettings, task_shape: tuple[int, ...
 
 def inputs_for(shape: tuple[int, ...], batch_size: int, task=None, split: str = "test") -> np.ndarray:
     """Real task inputs when a task is given (timing can depend on values), else seeded random normals."""
-    _check_fits_memory(shape, batch_size)
+    _check_bytes(batch_size * math.prod(shape) * 4, batch_size)
     if task is not None:
         return task.full_batch(batch_size, split).numpy()
     return np.random.default_rng(0).standard_normal((batch_size, *shape)).astype(np.float32)
 
 
-def _check_fits_memory(shape: tuple[int, ...], batch_size: int) -> None:
+def feeds_for(inputs: list[GraphInput], settings: BenchSettings, batch: int, label: str = "the model") -> Feeds | np.ndarray:
+    """Inputs for each of an ONNX file's graph `inputs`, made from its declared shape and type: batch axes
+    take `batch`, open dimensions come from `settings.input_shapes` (or `input_shape`, per sample, for the
+    first input); floats are seeded random normals, integers zeros, and `input_values` fill their inputs.
+    A single float input gets a plain array, which every target takes."""
+    axes, given = batch_axes(inputs), _given_shapes(inputs, settings, label)
+    shapes = {i.name: _feed_shape(i, axes[i.name], given.get(i.name), batch, label) for i in inputs}
+    _check_bytes(sum(math.prod(shapes[i.name]) * np.dtype(i.dtype).itemsize for i in inputs), batch)
+    rng = np.random.default_rng(0)
+    arrays = {i.name: _synthesize(i.dtype, shapes[i.name], settings.input_values.get(i.name), rng) for i in inputs}
+    return next(iter(arrays.values())) if _plain(inputs) else Feeds(arrays, batch)
+
+
+def _plain(inputs: list[GraphInput]) -> bool:
+    """One float input (or none known: a .pt2 file): timed through any runner as one float32 array."""
+    return len(inputs) == 0 or (len(inputs) == 1 and np.issubdtype(np.dtype(inputs[0].dtype), np.floating))
+
+
+def _given_shapes(inputs: list[GraphInput], settings: BenchSettings, label: str) -> dict[str, tuple[int, ...]]:
+    """The shapes at batch 1 that the settings give, by input name; names the file lacks are an error."""
+    names = [i.name for i in inputs]
+    unknown = [n for n in [*settings.input_shapes, *settings.input_values] if n not in names]
+    if unknown:
+        raise DataError(
+            f"{label} has no input {unknown[0]!r}; it takes {', '.join(i.describe() for i in inputs)}",
+            fix="name one of those in --input-shape / --input-value",
+        )
+    given, first = dict(settings.input_shapes), inputs[0]
+    if settings.input_shape is not None and first.name not in given and first.dims:
+        lead = first.dims[0] if isinstance(first.dims[0], int) else 1
+        given[first.name] = (lead, *settings.input_shape)
+    return given
+
+
+def _feed_shape(spec: GraphInput, axes: tuple[int, ...], given: tuple[int, ...] | None, batch: int, label: str) -> tuple[int, ...]:
+    """The shape `spec` is fed at `batch`: its declared dimensions, with `given` (at batch 1) for open ones."""
+    dims = spec.dims
+    if given is None:
+        if dims is None or any(isinstance(d, str) for a, d in enumerate(dims) if a not in axes):
+            pattern = "x".join("1" if a in axes else str(d) if isinstance(d, int) else f"<{d}>" for a, d in enumerate(dims or ("?",)))
+            raise DataError(
+                f"{label}: input {spec.describe()} has dimensions the file leaves open",
+                fix=f"give its shape at batch 1: --input-shape {spec.name}={pattern}",
+            )
+        return tuple(batch if a in axes else int(d) for a, d in enumerate(dims))
+    if dims is not None and (len(dims) != len(given) or any(isinstance(d, int) and d != g for d, g in zip(dims, given, strict=True))):
+        raise DataError(f"{label}: input {spec.describe()} cannot take the shape {'x'.join(map(str, given))}", fix="check --input-shape")
+    if any(given[a] != 1 for a in axes):
+        raise DataError(f"{label}: axis {axes[0]} of input {spec.name!r} is the batch axis", fix="write 1 there; --batch-sizes sets it")
+    return tuple(batch if a in axes else g for a, g in enumerate(given))
+
+
+def _synthesize(dtype: str, shape: tuple[int, ...], value: float | None, rng: np.random.Generator) -> np.ndarray:
+    if value is not None:
+        return np.full(shape, value, dtype=dtype)
+    if np.issubdtype(np.dtype(dtype), np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    return np.zeros(shape, dtype=dtype)  # integer ids and masks: 0 is valid for most
+
+
+def _check_bytes(need: int, batch_size: int) -> None:
     """A batch whose inputs alone would take more than half the free memory is refused, not allocated."""
-    need = batch_size * math.prod(shape) * 4
     try:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not reported on this system
@@ -109,7 +211,7 @@ def _check_fits_memory(shape: tuple[int, ...], batch_size: int) -> None:
         )
 
 
-def measure_sessions(sessions: Sessions, x: np.ndarray, timing: TimingConfig) -> dict[str, Any]:
+def measure_sessions(sessions: Sessions, x: np.ndarray | Feeds, timing: TimingConfig) -> dict[str, Any]:
     """Latency statistics of `x` through `sessions` (a fresh load per round when configured), with the
     device's peak memory where the runtime reports it."""
     peaks: list[int] = []
@@ -122,7 +224,7 @@ def measure_sessions(sessions: Sessions, x: np.ndarray, timing: TimingConfig) ->
         if sessions.loads == loads_before + 1:  # the first round of this measurement
             _try(loaded, x, sessions.source.label)
         loaded.reset_device_peak()
-        return loaded.prepare(x), loaded.clock
+        return _call(loaded, x), loaded.clock
 
     stats = measure_rounds(prepare, timing, batch_size=len(x))
     _note_peak(sessions.current, peaks)
@@ -131,22 +233,34 @@ def measure_sessions(sessions: Sessions, x: np.ndarray, timing: TimingConfig) ->
     return stats
 
 
-def time_batches(sessions: Sessions, batches: dict[str, np.ndarray], timing: TimingConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def time_batches(sessions: Sessions, batches: dict[str, np.ndarray | Feeds], timing: TimingConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """(latency statistics per batch key, memory over all of it) through `sessions`."""
     with peak_rss() as rss:
         latency = {batch: measure_sessions(sessions, x, timing) for batch, x in batches.items()}
     return latency, {"peak_rss_mb": rss.peak_mb, "rss_growth_mb": rss.growth_mb, "scope": rss.scope}
 
 
-def _try(loaded: Loaded, x: np.ndarray, label: str) -> None:
+def _call(loaded: Loaded, x: np.ndarray | Feeds):
+    """The call that is timed: the runner's own for one input; for several, ONNX Runtime's session on the CPU."""
+    if not isinstance(x, Feeds):
+        return loaded.prepare(x)
+    session = getattr(loaded, "session", None)
+    if session is None or getattr(loaded, "device", None) != "cpu":
+        raise TargetError(f"models with several inputs ({', '.join(x.arrays)}) are timed on ort-cpu only", fix="use --target ort-cpu")
+    return lambda: session.run(None, x.arrays)
+
+
+def _try(loaded: Loaded, x: np.ndarray | Feeds, label: str) -> None:
     """One untimed call, so that a model that cannot take these inputs is a one-line error."""
     try:
-        loaded(x)
+        _call(loaded, x)()
+    except TargetError:
+        raise
     except Exception as err:  # runtimes raise their own types
         first = (str(err).strip().splitlines() or [type(err).__name__])[-1]
-        raise ModelError(
-            f"{label} fails on inputs of shape {tuple(x.shape)}: {first}", fix="check the input shape and batch dimension"
-        ) from None
+        what = x.describe() if isinstance(x, Feeds) else f"inputs of shape {tuple(x.shape)}"
+        fix = "give the inputs' shapes (--input-shape NAME=1x...) and values (--input-value NAME=V)" if isinstance(x, Feeds) else None
+        raise ModelError(f"{label} fails on {what}: {first}", fix=fix or "check the input shape and batch dimension") from None
 
 
 def _note_peak(loaded: Loaded | None, peaks: list[int]) -> None:
@@ -227,22 +341,50 @@ def _int8_metric_warning(path: Path, settings: BenchSettings) -> str | None:
     )
 
 
+def _batches(path: Path, inputs: list[GraphInput], settings: BenchSettings, task) -> tuple[dict[str, np.ndarray | Feeds], dict[str, Any]]:
+    """The inputs timed per batch size, and what they are: the task's, or random normals of the sample
+    shape, or (several `inputs`, or named shapes or values) made from the file's declared inputs by `feeds_for`."""
+    named = bool(settings.input_shapes or settings.input_values)
+    if not named and _plain(inputs):
+        shape = sample_shape(path, settings, task.input_shape if task else None)
+        return {str(b): inputs_for(shape, b, task, settings.split) for b in settings.batch_sizes}, {"input_shape": list(shape)}
+    if task is not None:
+        what = f"takes {len(inputs)} inputs and a task gives one" if len(inputs) > 1 else "takes the task's inputs"
+        raise RecipeError(f"{path.name} {what}", fix="drop --task, or drop --input-shape NAME=... and --input-value")
+    batches = {str(b): feeds_for(inputs, settings, b, path.name) for b in settings.batch_sizes}
+    one = feeds_for(inputs, settings, 1, path.name)
+    arrays = one.arrays if isinstance(one, Feeds) else {inputs[0].name: one}
+    return batches, {"input_shape": list(arrays[inputs[0].name].shape[1:]), "inputs": _described(arrays, settings.input_values)}
+
+
+def _described(arrays: dict[str, np.ndarray], values: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Each synthesized input at batch 1: shape, dtype and how its values were made."""
+
+    def how(name: str, a: np.ndarray) -> str:
+        if name in values:
+            return f"all {values[name]:g}"
+        return "normal(0, 1), seed 0" if np.issubdtype(a.dtype, np.floating) else "zeros"
+
+    return {n: {"shape": list(a.shape), "dtype": str(a.dtype), "values": how(n, a)} for n, a in arrays.items()}
+
+
 def bench_model(model: str | Path, settings: BenchSettings, *, runner: Runner | None = None) -> dict[str, Any]:
     """Latency per batch size, peak memory and (with a task) the metric of `model` on `settings.target`."""
     path = Path(model)
     source = model_source(path)
     task = settings.task.load() if settings.task else None
-    shape = sample_shape(path, settings, task.input_shape if task else None)
-    fixed = _declared_batch(path) if path.suffix == ".onnx" else None
+    inputs = _read_inputs(path) if path.suffix == ".onnx" else []
+    first = inputs[0].dims if inputs else None
+    fixed = first[0] if first and isinstance(first[0], int) else None
     if fixed is not None and any(b != fixed for b in settings.batch_sizes):
         raise DataError(f"{path.name} is fixed at batch {fixed}", fix=f"time --batch-sizes {fixed}, or export it with a dynamic batch axis")
+    batches, made = _batches(path, inputs, settings, task)
     runner = runner or make_runner(settings.target)
     sessions = Sessions(runner, source, fresh=settings.timing.fresh_sessions)
-    batches = {str(b): inputs_for(shape, b, task, settings.split) for b in settings.batch_sizes}
     latency, memory = time_batches(sessions, batches, settings.timing)
     info = runner.describe()
     return {
-        "model": {"path": str(path), "sha256": sha256_file(path), "input_shape": list(shape)},
+        "model": {"path": str(path), "sha256": sha256_file(path), **made},
         "settings": settings.model_dump(mode="json"),
         "runner": info,
         "fingerprint": fingerprint(info),

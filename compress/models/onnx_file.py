@@ -8,7 +8,7 @@ from pathlib import Path
 
 from compress.errors import ArtifactError, DataError, first_line
 
-__all__ = ["OnnxSignature", "onnx_signature", "graph_inputs"]
+__all__ = ["OnnxSignature", "onnx_signature", "graph_inputs", "GraphInput", "input_specs", "batch_axes"]
 
 
 def graph_inputs(graph) -> list:
@@ -16,6 +16,49 @@ def graph_inputs(graph) -> list:
     their initializers among the inputs too)."""
     stored = {i.name for i in graph.initializer}
     return [i for i in graph.input if i.name not in stored]
+
+
+Dim = int | str
+"""A declared dimension: its size, or its symbolic name ("?" where the file gives none)."""
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """One input a caller feeds, as the file declares it."""
+
+    name: str
+    dims: tuple[Dim, ...] | None  # None: the file declares no shape at all
+    dtype: str  # numpy's name for the element type, e.g. float32, int64
+
+    def describe(self) -> str:
+        return f"{self.name} [{', '.join(map(str, self.dims))}]" if self.dims is not None else f"{self.name} [rank unknown]"
+
+
+def input_specs(graph) -> list[GraphInput]:
+    """Name, declared dimensions and element type of each input a caller feeds (`graph_inputs`)."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    def dim(d) -> Dim:
+        return d.dim_value if d.dim_value > 0 else (d.dim_param or "?")
+
+    specs = []
+    for i in graph_inputs(graph):
+        tensor = i.type.tensor_type
+        dims = tuple(dim(d) for d in tensor.shape.dim) if tensor.HasField("shape") else None
+        specs.append(GraphInput(i.name, dims, str(tensor_dtype_to_np_dtype(tensor.elem_type)) if tensor.elem_type else "float32"))
+    return specs
+
+
+def batch_axes(inputs: list[GraphInput]) -> dict[str, tuple[int, ...]]:
+    """The axes of each input that take the batch size: axis 0 of the first input unless the file fixes its
+    size, and every axis of any input with the same symbolic name (recurrent state often has it at axis 1)."""
+    first = inputs[0].dims if inputs else None
+    if not first or isinstance(first[0], int):
+        return {i.name: () for i in inputs}
+    name = first[0]
+    axes = {i.name: tuple(a for a, d in enumerate(i.dims or ()) if d == name and name != "?") for i in inputs}
+    axes[inputs[0].name] = tuple(sorted({0, *axes[inputs[0].name]}))
+    return axes
 
 
 @dataclass(frozen=True)

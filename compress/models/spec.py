@@ -66,7 +66,7 @@ class ModelSpec(BaseModel):
 
     @property
     def label(self) -> str:
-        return self.arch or self.factory or self.onnx or "?"
+        return self.arch or self.factory or (f"onnx: {Path(self.onnx).name}" if self.onnx else "?")
 
 
 MAX_SIZE = 1 << 20

@@ -21,11 +21,16 @@ import numpy as np
 from compress.errors import RecipeError
 from compress.fsio import atomic_path
 from compress.quant.formats import Int8Format
+from compress.records import RecurrentLayer
 from compress.registry import did_you_mean
 
-__all__ = ["quantize_onnx", "float_ops", "dynamic_op_types", "CALIBRATION_METHODS"]
+__all__ = ["quantize_onnx", "float_ops", "dynamic_op_types", "recurrent_layers", "refuse_mostly_float", "RECURRENT", "CALIBRATION_METHODS"]
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+RECURRENT = ("GRU", "LSTM", "RNN")
+"""Recurrent operators. Static mode never puts QDQ around them: ONNX Runtime has no QDQ kernel for any of
+them (it dequantizes the int8-stored weights and runs the layer in float, no faster, less accurate) and
+OpenVINO 2026.4 misreads such weights (a GRU model fell from 0.59 to 0.44 accuracy, an LSTM one to 0.10)."""
 # operators that only move or reshape data: in float or not, they are not where the time goes
 _LAYOUT = {"Reshape", "Flatten", "Transpose", "Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Identity", "Cast", "Slice"}
 
@@ -100,16 +105,18 @@ def quantize_onnx(
     exclude_nodes, exclude_op_types = list(exclude_nodes or []), list(exclude_op_types or [])
     _check_names(source, exclude_nodes, exclude_op_types)
     with tempfile.TemporaryDirectory() as tmp, atomic_path(dest) as out, _quiet():
-        prepared = Path(tmp) / "prepared.onnx"
-        try:
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=False)
-        except Exception:  # symbolic shape inference gives up on some graphs (attention reshapes): use ONNX's own
-            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        prepared, source = Path(tmp) / "prepared.onnx", Path(source).resolve()
+        # in the temporary folder: symbolic shape inference leaves sym_shape_infer_temp.onnx in the working directory
+        with contextlib.chdir(tmp):
+            try:
+                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=False)
+            except Exception:  # symbolic shape inference gives up on some graphs (attention reshapes): use ONNX's own
+                quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         import onnx
 
         _at_least_opset_13(prepared)
         graph = onnx.load(str(prepared)).graph
-        op_types = sorted({n.op_type for n in graph.node} - set(exclude_op_types))
+        op_types = sorted({n.op_type for n in graph.node} - set(exclude_op_types) - (set(RECURRENT) if mode == "static" else set()))
         types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
         if mode == "dynamic":
             quantize_dynamic(
@@ -148,6 +155,70 @@ def dynamic_op_types() -> list[str]:
     return sorted(set(IntegerOpsRegistry) - {"Transpose"})
 
 
+def recurrent_layers(
+    source: Path, mode: str, *, exclude_nodes: list[str] | None = None, exclude_op_types: list[str] | None = None
+) -> list[RecurrentLayer]:
+    """The recurrent layers of `source`, each with its share of the weights and whether `mode` in the
+    installed ONNX Runtime runs it on integer kernels (dynamic LSTM: DynamicQuantizeLSTM) or leaves it float."""
+    import onnx
+
+    graph = onnx.load(str(source)).graph
+    sizes = _weight_sizes(graph)
+    total = sum(sizes.values()) or 1
+    kept = set(exclude_nodes or []), set(exclude_op_types or [])
+    found = []
+    for node in (n for n in graph.node if n.op_type in RECURRENT):
+        why = _why_float(node.op_type, node.name, mode, kept)
+        share = sum(sizes.get(name, 0) for name in node.input) / total
+        found.append(RecurrentLayer(node=node.name or node.op_type, op=node.op_type, weight_share=share, integer=why is None, why=why))
+    return found
+
+
+MOSTLY_FLOAT = 0.5
+"""Recurrent layers left in float that hold this share of a model's weights make its INT8 file INT8 in name only."""
+
+
+def refuse_mostly_float(source: Path, name: str, mode: str, exclude_nodes: list[str], exclude_op_types: list[str]) -> list[RecurrentLayer]:
+    """`recurrent_layers` of model `name`; a `RecipeError` when those `mode` leaves in float, and not
+    excluded on purpose, hold most of the weights: its INT8 file would be float where the work is."""
+    layers = recurrent_layers(source, mode, exclude_nodes=exclude_nodes, exclude_op_types=exclude_op_types)
+    silent = [r for r in layers if not r.integer and r.node not in exclude_nodes and r.op not in exclude_op_types]
+    share = sum(r.weight_share for r in silent)
+    if share < MOSTLY_FLOAT:
+        return layers
+    ops = sorted({r.op for r in silent})
+    whys = "; ".join(dict.fromkeys(r.why or "" for r in silent))
+    keep = f"or set exclude_op_types: [{', '.join(ops)}] to quantize the rest and keep {'them' if len(ops) > 1 else 'it'} in float"
+    dynamic = mode == "static" and set(ops) <= set(dynamic_op_types())  # LSTM: dynamic mode runs it on integer kernels
+    raise RecipeError(
+        f"quantize: {name!r} would stay mostly float: its {'/'.join(ops)} ({', '.join(r.node for r in silent)}) "
+        f"{'hold' if len(silent) > 1 else 'holds'} {share:.0%} of the weights and {whys}",
+        fix=f"use mode: dynamic, {keep}" if dynamic else f"keep {name!r} in FP32 (list the other models in quantize.models), {keep}",
+    )
+
+
+def _weight_sizes(graph: Any) -> dict[str, int]:
+    """Elements per weight tensor: initializers, or (older exporters) Constant nodes' values."""
+    import math
+
+    constants = [(n.output[0], a.t) for n in graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    return {t.name: math.prod(t.dims) for t in graph.initializer} | {name: math.prod(t.dims) for name, t in constants}
+
+
+def _why_float(op: str, node: str, mode: str, kept: tuple[set[str], set[str]]) -> str | None:
+    """Why a recurrent layer stays float in `mode`, or None when ONNX Runtime runs it on integer kernels."""
+    import onnxruntime
+
+    if node in kept[0] or op in kept[1]:
+        return "kept in float by exclude_nodes / exclude_op_types"
+    if mode == "dynamic" and op in dynamic_op_types():
+        return None
+    ort = f"ONNX Runtime {onnxruntime.__version__}"
+    if op in dynamic_op_types():
+        return f"{ort} runs {op} on integer kernels in dynamic mode only (DynamicQuantize{op}); static INT8 has no {op} kernel"
+    return f"{ort} has no INT8 {op} kernel, static or dynamic"
+
+
 def float_ops(model_path: Path, threads: int = 1) -> dict[str, Any]:
     """What ONNX Runtime actually runs after optimising `model_path` for the CPU: operator counts, split
     into integer kernels and compute left in float (layout-only operators aside)."""
@@ -178,4 +249,5 @@ def _is_integer(op: str) -> bool:
         "MatMulInteger",
         "MatMulIntegerToFloat",
         "DynamicQuantizeMatMul",
+        "NhwcMaxPool",  # ORT's channels-last max pooling: int8/uint8 only
     }

@@ -136,6 +136,9 @@ class PruneResult(Record):
     layers: dict[str, float] = Field(
         default_factory=dict, description="per pruned layer (module path), the fraction of its output channels removed"
     )
+    final_latency_ms: PointLatency | None = Field(
+        None, description="the pruned model's latency in the verdict's interleaved rounds (a latency target is judged on it)"
+    )
 
 
 class Int8FormatRecord(Record):
@@ -210,6 +213,16 @@ class Tuning(Record):
     trial_metrics: list[Any] | None = None
 
 
+class RecurrentLayer(Record):
+    """A recurrent layer (GRU, LSTM, RNN) of a quantized model, and whether its INT8 file runs it on integer kernels."""
+
+    node: str
+    op: str
+    weight_share: float = Field(description="its share of the model's weights")
+    integer: bool = Field(description="ONNX Runtime runs it on integer kernels (LSTM in dynamic mode); otherwise it stays float")
+    why: str | None = Field(None, description="why it stays float")
+
+
 class QuantResult(Record):
     """How an INT8 model was made and checked."""
 
@@ -229,6 +242,7 @@ class QuantResult(Record):
     deployed: Deployed | None = None
     speed: Speed | None = None
     tuning: Tuning | None = None
+    recurrent: list[RecurrentLayer] = Field(default_factory=list, description="its recurrent layers, and which of them stay float")
 
 
 class LatencyStats(Record):
@@ -265,3 +279,9 @@ class TargetBench(Record):
     latency_ms: dict[str, LatencyStats] = Field(default_factory=dict, description="per batch size")
     memory: Memory | None = None
     skipped: str | None = Field(None, description="why the model was not run on this target")
+    agreement: float | None = Field(
+        None,
+        description="an INT8 model: agreement with its FP32 parent's outputs through this target on the benchmark's split "
+        "(top-1 agreement; regression: 1 - relative error)",
+    )
+    flag: str | None = Field(None, description="set when `agreement` is below the bound (0.98): what fell, and where")

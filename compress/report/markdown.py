@@ -49,7 +49,11 @@ def render_markdown(
     target = summary.target if summary.target in measured or not measured else measured[0]
     batches = sorted({b for m in models for b in (m.bench[target].latency_ms if target in m.bench else {})}, key=int)
     metric_name = summary.metric.name if summary.metric else "metric"
-    head = ["model", "arch", "format", f"{metric_name} (ONNX Runtime, test)", "params", "MACs", "ONNX size"]
+    runtimes = list(dict.fromkeys(t for m in models for t, b in m.bench.items() if not b.skipped))
+    others = runtimes[1:]  # a metric column each, after the headline one
+    first = runtimes[0] if others else "ONNX Runtime"
+    head = ["model", "arch", "format", f"{metric_name} ({first}, test)", *(f"{metric_name} ({t}, test)" for t in others)]
+    head += ["params", "MACs", "ONNX size"]
     head += [f"latency b{b} p50 / p90 (ms)" for b in batches]
     threads = f"{summary.threads} thread" + ("s" if summary.threads != 1 else "")
     lines = [f"# {title}", "", f"Task `{summary.task}`, target `{target}` with {threads}.", ""]
@@ -60,8 +64,10 @@ def render_markdown(
         lines += [f"![What each stage changed]({images['waterfall']})", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in models:
-        row = [m.name, m.spec.label, m.format, _num(summary.value(m), ".4f"), _num(m.params), _num(m.macs), _size(m.size_bytes)]
+        row = [m.name, m.spec.label, m.format, _metric_cell(summary, m, None), *(_metric_cell(summary, m, t) for t in others)]
+        row += [_num(m.params), _num(m.macs), _size(m.size_bytes)]
         lines.append("| " + " | ".join(row + [_latency(m, target, b) for b in batches]) + " |")
+    lines += _fidelity_notes(models)
     lines += _relative_section(summary, reference, target, batches)
     lines += _parity_section(models)
     for m in models:
@@ -80,6 +86,19 @@ def render_markdown(
     lines += _latency_section(models)
     lines += _environment_section(environment)
     return "\n".join(lines)
+
+
+def _metric_cell(summary: Summary, m: ModelRecord, target: str | None) -> str:
+    """The model's metric through `target` (None: its headline figure), marked where an INT8 model's
+    agreement with its FP32 parent through that runtime is below the bound."""
+    shown = _num(summary.value(m, target), ".4f")
+    bench = m.bench.get(target or next(iter(m.bench), ""))
+    return f"{shown} ⚠ **agreement with FP32 {bench.agreement:.4f}**" if bench and bench.flag and bench.agreement is not None else shown
+
+
+def _fidelity_notes(models: list[ModelRecord]) -> list[str]:
+    flagged = [(m.name, b.flag) for m in models for b in m.bench.values() if b.flag]
+    return ["", *(f"> **Warning:** `{name}`: {flag}." for name, flag in flagged)] if flagged else []
 
 
 def _relative_section(summary: Summary, reference: str | None, target: str, batches: list[str]) -> list[str]:
@@ -196,6 +215,8 @@ def _quant_notes(name: str, q: QuantResult) -> list[str]:
         notes.append(f"> **Warning:** `{name}`: {d.cause}" + (f"; {d.fix}." if d.fix else "."))
     if d and d.portability:
         notes.append(f"> **Note:** `{name}` was {d.portability}.")
+    for r in (r for r in q.recurrent if not r.integer):
+        notes.append(f"> **Note:** `{name}`: {r.op} `{r.node}` ({r.weight_share:.0%} of the weights) stays float: {r.why}.")
     if speed and speed.measured and not speed.pays_off:
         notes.append(
             f"> **INT8 does not pay off here:** `{name}` runs {speed.speedup:.2f}x its FP32 file at batch {speed.batch} "
@@ -223,6 +244,15 @@ def _prune_section(name: str, prune: PruneResult, metric_name: str) -> list[str]
         f"({'met' if prune.target_met else 'not met'}); measured speedup {prune.speedup:.2f}x for "
         f"{prune.mac_reduction:.2f}x fewer MACs."
     )
+    if prune.layers:
+        worst = max(prune.layers, key=prune.layers.__getitem__)
+        lines.append(
+            f"Channels removed: the measured fraction of the pruned layers' output channels; the most any one layer "
+            f"lost is {100 * prune.layers[worst]:.0f}% (`{worst}`)."
+        )
+    if prune.final_latency_ms:
+        lat = prune.final_latency_ms
+        lines.append(f"Final model, timed in rounds alternating with the unpruned one: b{lat.batch_size} p50 {lat.p50:.3f} ms.")
     head = ["step", "channels removed", "channels", "params", "MACs", f"latency b{batch} p50 / p90 (ms)", f"val {metric_name}"]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in prune.curve:

@@ -4,16 +4,20 @@ same measurement code as `edge-compress bench`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, field_validator
 
-from compress.bench import RUNNERS, ModelSource, TimingConfig, make_runner, params_and_macs
+from compress.bench import RUNNERS, Loaded, ModelSource, TimingConfig, make_runner, params_and_macs
+from compress.bench.fidelity import compare_outputs
 from compress.bench.fingerprint import fingerprint
 from compress.bench.model_bench import time_batches
 from compress.bench.runners import Sessions
 from compress.config import BatchSizes, ModelName, StageConfig
 from compress.context import RunContext
+from compress.data.task import predict_numpy
 from compress.errors import RecipeError
 from compress.fsio import write_json
 from compress.records import ModelRecord, TargetBench, merge_scores
@@ -63,7 +67,9 @@ class Benchmark(Stage):
         names = cfg.models or [n for n, r in ctx.models.items() if r.onnx]
         if not names:
             raise RecipeError("benchmark: no exported model to measure", fix="add an export stage before benchmark")
-        measured = {name: self._measure(ctx, runners, name, cfg) for name in names}
+        parents = {ctx.record(n).parent for n in names if ctx.record(n).kind == "int8"}
+        kept: dict[tuple[str, str], np.ndarray] = {}  # outputs of the INT8 models' parents, per target
+        measured = {name: self._measure(ctx, runners, name, cfg, kept, keep=name in parents) for name in names}
         environments = {r.target: fingerprint(r.describe()) for r in runners}
         results = {"targets": environments, "timing": cfg.timing.model_dump(), "models": measured}
         write_json(ctx.out("results.json"), results)
@@ -78,8 +84,11 @@ class Benchmark(Stage):
         module = None if record.kind == "int8" or record.spec.onnx is not None else (lambda: ctx.module(name))
         return ModelSource(label=name, onnx=ctx.path(record.onnx), module=module)
 
-    def _measure(self, ctx: RunContext, runners: list, name: str, cfg: BenchmarkConfig) -> dict[str, Any]:
-        """Measure `name` on every runner, record it, and return what results.json keeps of it."""
+    def _measure(
+        self, ctx: RunContext, runners: list, name: str, cfg: BenchmarkConfig, kept: dict[tuple[str, str], np.ndarray], *, keep: bool
+    ) -> dict[str, Any]:
+        """Measure `name` on every runner, record it, and return what results.json keeps of it. With `keep`,
+        its outputs per target go in `kept`, where its INT8 children measured later find them."""
         source = self._source(ctx, name)
         record = ctx.record(name)
         origin = ctx.record(record.parent) if record.kind == "int8" and record.parent else record  # INT8: its FP32 source's network
@@ -89,16 +98,21 @@ class Benchmark(Stage):
             params, macs = origin.params, origin.macs
         bench, scores = {}, list(record.scores)
         for runner in runners:
-            bench[runner.target], found = self._on_target(ctx, runner, source, cfg)
-            if found is not None:
-                scores = merge_scores(scores, found, split=cfg.split, runtime=runner.target)
+            bench[runner.target], loaded = self._on_target(ctx, runner, source, cfg)
+            if loaded is None:
+                continue
+            scores = merge_scores(scores, ctx.task.evaluate(loaded, cfg.split), split=cfg.split, runtime=runner.target)
+            if keep:
+                kept[name, runner.target] = _outputs(ctx, loaded, cfg.split)
+            agreement, flag = _vs_fp32(ctx, runner, record, loaded, cfg.split, kept)
+            bench[runner.target] = bench[runner.target].model_copy(update={"agreement": agreement, "flag": flag})
         record = ctx.update_model(name, params=params, macs=macs, size_bytes=source.onnx.stat().st_size, scores=scores, bench=bench)
         self._log(ctx, record, cfg.split)
         return record.model_dump(mode="json", include={"params", "macs", "size_bytes", "scores", "bench"})
 
     @staticmethod
-    def _on_target(ctx: RunContext, runner, source: ModelSource, cfg: BenchmarkConfig) -> tuple[TargetBench, dict[str, float] | None]:
-        """Latency per batch size, memory and the task's scores of one model on one target."""
+    def _on_target(ctx: RunContext, runner, source: ModelSource, cfg: BenchmarkConfig) -> tuple[TargetBench, Loaded | None]:
+        """Latency per batch size and memory of one model on one target, and the model as loaded there."""
         if runner.target.startswith("torch") and source.module is None:
             return TargetBench(
                 runner=runner.describe(), skipped="exists only as ONNX (an INT8 model, or one brought as an ONNX file)"
@@ -106,8 +120,7 @@ class Benchmark(Stage):
         sessions = Sessions(runner, source, fresh=cfg.timing.fresh_sessions)
         batches = {str(b): ctx.task.full_batch(b).numpy() for b in cfg.batch_sizes}
         latency, memory = time_batches(sessions, batches, cfg.timing)
-        scores = ctx.task.evaluate(sessions.loaded(), cfg.split)
-        return TargetBench(runner=runner.describe(), latency_ms=latency, memory=memory), scores
+        return TargetBench(runner=runner.describe(), latency_ms=latency, memory=memory), sessions.loaded()
 
     @staticmethod
     def _log(ctx: RunContext, record: ModelRecord, split: str) -> None:
@@ -116,6 +129,26 @@ class Benchmark(Stage):
         parts = []
         for target, bench in record.bench.items():
             times = ", ".join(f"b{b} p50 {s.p50:.3f} ms{' (noisy)' if s.noisy else ''}" for b, s in bench.latency_ms.items())
-            parts.append(f"{target}: {times or bench.skipped}")
+            close = "" if bench.agreement is None else f", agreement with FP32 {bench.agreement:.4f}"
+            parts.append(f"{target}: {times or bench.skipped}{close}")
         shown = "n/a" if found is None else f"{found.value:.4f}"
         ctx.log(f"  {record.name}: {metric} {shown} (deployed runtime), {record.params:,} params; " + "; ".join(parts))
+        for bench in (b for b in record.bench.values() if b.flag):
+            ctx.log(f"  warning: {record.name}: {bench.flag}")
+
+
+def _outputs(ctx: RunContext, predict: Callable[[np.ndarray], np.ndarray], split: str) -> np.ndarray:
+    return predict_numpy(predict, ctx.task.loader(split, 256))
+
+
+def _vs_fp32(ctx: RunContext, runner, record: ModelRecord, loaded: Loaded, split: str, kept: dict) -> tuple[float | None, str | None]:
+    """An INT8 model against its FP32 parent through the same runner on the same split (the parent's
+    outputs from this stage when it measured them, else from a load of its ONNX file here)."""
+    parent = ctx.models.get(record.parent) if record.kind == "int8" and record.parent else None
+    if parent is None or parent.kind != "fp32" or not parent.onnx:
+        return None, None
+    reference = kept.get((parent.name, runner.target))
+    if reference is None:
+        reference = _outputs(ctx, runner.load(ctx.path(parent.onnx)), split)
+    outputs, classification = _outputs(ctx, loaded, split), ctx.task.kind == "classification"
+    return compare_outputs(reference, outputs, classification=classification, reference_name=parent.name, target=runner.target, split=split)

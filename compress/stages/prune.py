@@ -228,7 +228,7 @@ class Prune(Stage):
             why = (
                 f"the last step reached max_ratio {cfg.max_ratio}"
                 if cfg.target.kind != "ratio"
-                else "the steps ended before the ratio (rounding or kept layers)"
+                else f"the steps ended before the ratio: kept counts round up, and kept layers, attention-coupled channels and max_ratio {cfg.max_ratio} stop groups"
             )
             warnings.append(f"target {cfg.target.kind} {cfg.target.value:g} not met: reached {value:g} ({why})")
         beyond = {n: f for n, f in layers.items() if f > cfg.max_ratio + 1e-9}
@@ -251,6 +251,7 @@ class Prune(Stage):
             warnings=warnings,
             dominant_nodes=nodes,
             layers={n: round(f, 4) for n, f in layers.items()},
+            final_latency_ms=PointLatency(p50=after["p50"], p90=after["p90"], batch_size=cfg.target.batch_size),
         )
 
 

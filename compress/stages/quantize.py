@@ -20,6 +20,7 @@ from compress.deploy import add_int8_model, check_int8, cpu_runner, describe_che
 from compress.errors import DataError, RecipeError
 from compress.fsio import atomic_path
 from compress.quant.formats import Int8Format
+from compress.quant.ort import recurrent_layers, refuse_mostly_float
 from compress.records import QuantResult
 from compress.stages.base import Planned, Stage, need, register_stage
 
@@ -33,7 +34,9 @@ class CalibrationConfig(BaseModel):
     samples: int = Field(256, ge=1, description="calibration samples, taken in order from the split")
     split: Literal["train", "val"] = Field("train", description="where calibration samples come from (never test)")
     file: str | None = Field(
-        None, description="your own calibration inputs: a .npy array shaped (N, *input shape); the first `samples` rows are used"
+        None,
+        description="your own calibration inputs: a .npy array shaped (N, *input shape), or an .npz holding that array under "
+        "the model's graph input name (numpy.savez(path, x=inputs)); the first `samples` rows are used",
     )
 
 
@@ -141,6 +144,13 @@ class Quantize(Stage):
             per_channel=cfg.per_channel,
         )
         options = {"method": cfg.calibration.method, "per_channel": cfg.per_channel, "exclude_nodes": cfg.exclude_nodes}
+        recurrent = refuse_mostly_float(source, name, cfg.mode, cfg.exclude_nodes, cfg.exclude_op_types) if cfg.backend == "ort" else []
+        if cfg.backend == "inc" and (layers := recurrent_layers(source, "static", exclude_nodes=[], exclude_op_types=[])):
+            ops = "/".join(sorted({r.op for r in layers}))
+            raise RecipeError(
+                f"quantize: backend inc does not quantize the recurrent layers ({ops}) of {name!r}",
+                fix="use backend: ort (mode: dynamic runs LSTM on integer kernels; GRU has none)",
+            )
         tuning = None
         if cfg.backend == "inc":
             tuning = _inc(ctx, cfg, name, dest, calibration, seven_bit=fmt.reduce_range)
@@ -184,37 +194,64 @@ class Quantize(Stage):
             exclude_nodes=options["exclude_nodes"],
             reference="fp32 onnx",
             tuning=tuning,
+            recurrent=recurrent,
             **checked.found(),
         )
         add_int8_model(ctx, out_name, record, dest, quant, checked)
         ctx.log(f"  {out_name}: {ctx.relative(dest)}, {fmt.label} ({why})")
         ctx.log(f"    {describe_check(checked)}")
+        for layer in (r for r in recurrent if not r.integer):
+            ctx.log(f"    note: {layer.op} {layer.node} ({layer.weight_share:.0%} of the weights) stays float: {layer.why}")
 
 
 def _calibration_inputs(ctx: RunContext, cfg: CalibrationConfig) -> np.ndarray:
-    """The calibration batch: the task split's first samples, or the rows of the user's .npy file."""
+    """The calibration batch: the task split's first samples, or the rows of the user's .npy file (or of the
+    .npz array named after the graph input of the run's FP32 ONNX files, which each take the task's one input)."""
     if cfg.file is None:
         return ctx.task.example_input(cfg.samples, split=cfg.split).numpy()
-    return np.ascontiguousarray(_calibration_file(cfg, ctx.task)[: cfg.samples], dtype=np.float32)
+    import onnx
+
+    from compress.models.onnx_file import graph_inputs
+
+    files = [ctx.path(r.onnx) for r in ctx.models.values() if r.kind == "fp32" and r.onnx]
+    inputs = {i.name for f in files for i in graph_inputs(onnx.load(str(f), load_external_data=False).graph)}
+    return np.ascontiguousarray(_calibration_file(cfg, ctx.task, inputs=inputs)[: cfg.samples], dtype=np.float32)
 
 
-def _calibration_file(cfg: CalibrationConfig, task: TaskData, *, mmap: bool = False) -> np.ndarray:
-    """The user's calibration array, checked against the task's input shape (`mmap`: read lazily, for the
-    check before the run)."""
+def _calibration_file(cfg: CalibrationConfig, task: TaskData, *, mmap: bool = False, inputs: set[str] | None = None) -> np.ndarray:
+    """The user's calibration array, checked against the task's input shape and, for an .npz, its name
+    against the graph `inputs` (None: not known yet). `mmap`: read a .npy lazily, for the check before the run."""
     path = Path(cfg.file or "").expanduser()
-    fix = f"save an array of shape (N, {', '.join(map(str, task.input_shape))}) with numpy.save"
+    shape = ", ".join(map(str, task.input_shape))
+    fix = f"save an array of shape (N, {shape}) with numpy.save, or numpy.savez(path, <graph input name>=array)"
     try:
-        data = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except FileNotFoundError:
         raise DataError(f"quantize: calibration file {str(path)!r} not found", fix=fix) from None
     except (OSError, ValueError) as err:
-        raise DataError(f"quantize: calibration file {str(path)!r} is not a numpy .npy array ({err})", fix=fix) from None
+        raise DataError(f"quantize: calibration file {str(path)!r} is not a numpy .npy array or .npz archive ({err})", fix=fix) from None
+    data = _npz_array(loaded, path, inputs) if isinstance(loaded, np.lib.npyio.NpzFile) else loaded
     if not isinstance(data, np.ndarray) or tuple(data.shape[1:]) != task.input_shape or len(data) == 0:
-        shape = getattr(data, "shape", "?")
-        raise DataError(f"quantize: calibration file {path.name} has shape {shape}, the task's inputs are {task.input_shape}", fix=fix)
+        found = getattr(data, "shape", "?")
+        raise DataError(f"quantize: calibration file {path.name} has shape {found}, the task's inputs are {task.input_shape}", fix=fix)
     if not np.issubdtype(data.dtype, np.number) or not np.isfinite(data[: cfg.samples]).all():
         raise DataError(f"quantize: calibration file {path.name} holds non-numeric or non-finite values", fix=fix)
     return data
+
+
+def _npz_array(archive, path: Path, inputs: set[str] | None) -> np.ndarray:
+    """The one array of an .npz, which must be named after the graph input (`inputs`: the names allowed)."""
+    wanted = ", " + " or ".join(repr(n) for n in sorted(inputs)) if inputs else ""
+    example = f"numpy.savez({path.name!r}, {min(inputs) if inputs else '<graph input name>'}=inputs)"
+    with archive:
+        names = list(archive.files)
+        if len(names) != 1 or (inputs and names[0] not in inputs):
+            held = ", ".join(repr(n) for n in names) or "no array"
+            raise DataError(f"quantize: calibration file {path.name} holds {held}; the model takes one input{wanted}", fix=example)
+        try:
+            return archive[names[0]]
+        except (OSError, ValueError) as err:  # a damaged archive, or an object array (pickles are refused)
+            raise DataError(f"quantize: calibration file {path.name}: array {names[0]!r} cannot be read ({err})", fix=example) from None
 
 
 def _inc(

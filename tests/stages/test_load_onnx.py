@@ -3,6 +3,7 @@ quantize, benchmark and report; stages that need its PyTorch model refuse it bef
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -124,3 +125,39 @@ def test_an_old_opset_file_with_constant_weights_is_counted_and_quantized(foreig
     models = Pipeline(stages, task="digits").run(tmp_path / "run", quiet=True).records()
     assert models["teacher"].params == 64 * 48 + 48 + 48 * 10 + 10
     assert models["teacher_int8"].quant.deployed.deployed >= 0.98 and models["teacher_int8"].quant.integer_ops
+
+
+def _digits_inputs(n: int = 128):
+    from compress.data.spec import TaskSpec
+
+    return TaskSpec(name="digits").load().example_input(n, split="train").numpy()
+
+
+def test_an_npz_calibration_file_is_read_by_the_graph_input_name(foreign_onnx, tmp_path):
+    path = tmp_path / "calibration.npz"
+    np.savez(path, pixels=_digits_inputs())
+    stages = [Load(name="teacher", model={"onnx": str(foreign_onnx)}), Quantize(calibration={"file": str(path), "samples": 100})]
+    int8 = Pipeline(stages, task="digits").run(tmp_path / "run", quiet=True).records()["teacher_int8"]
+    assert int8.quant.calibration["file"] == str(path) and int8.quant.calibration["samples"] == 100
+    assert int8.quant.deployed.deployed >= 0.98
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"input": 0}, r"calibration.npz holds 'input'; the model takes one input, 'pixels'"),
+        (
+            {"pixels": 0, "labels": 0},
+            r"calibration.npz holds 'pixels', 'labels'; the model takes one input; numpy.savez\('calibration.npz', <graph input name>=inputs\)",
+        ),
+        ({"pixels": 1}, r"calibration.npz has shape \(128, 64\), the task's inputs are \(1, 8, 8\)"),
+    ],
+)
+def test_an_npz_that_does_not_fit_the_graph_input_is_one_line(foreign_onnx, tmp_path, arrays, message):
+    x = _digits_inputs()
+    path = tmp_path / "calibration.npz"
+    np.savez(path, **{name: x.reshape(len(x), -1) if flat else x for name, flat in arrays.items()})
+    stages = [Load(name="teacher", model={"onnx": str(foreign_onnx)}), Quantize(calibration={"file": str(path)})]
+    with pytest.raises(DataError, match=message) as err:
+        Pipeline(stages, task="digits").run(tmp_path / "run", quiet=True)
+    assert len(str(err.value).splitlines()) == 1 and "numpy.save" in str(err.value)

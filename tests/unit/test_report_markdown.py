@@ -120,3 +120,24 @@ def test_waterfall_bars_start_from_the_model_each_was_made_from():
     # teacher_int8 starts from the teacher's 1000 params, not from the student listed before it
     assert bar_bases([m.params for m in summary.models], parents) == [None, 1000, 1000]
     assert render_all(summary)["waterfall"][:4] == b"\x89PNG"
+
+
+def _on_targets(name, accuracy, agreement=None):
+    """A model measured on ort-cpu and openvino-cpu: `accuracy` and (INT8) `agreement` with FP32 per target."""
+    record = _model(name, 100, 400, 1.0, 0).model_dump()
+    record["scores"] = [{"split": "test", "runtime": t, "metric": "accuracy", "value": v} for t, v in accuracy.items()]
+    record["bench"] = {t: {"runner": {}, "latency_ms": {"32": {"p50": 1.0, "p90": 1.1}}} for t in accuracy}
+    for target, value in (agreement or {}).items():
+        record["bench"][target] |= {"agreement": value, "flag": f"INT8 top-1 agreement is {value}" if value < 0.98 else None}
+    return ModelRecord.model_validate(record)
+
+
+def test_an_int8_model_below_the_bound_on_one_runtime_is_marked_in_that_runtimes_column():
+    fp32 = _on_targets("student", {"ort-cpu": 0.97, "openvino-cpu": 0.97})
+    int8 = _on_targets("student_gru", {"ort-cpu": 0.96, "openvino-cpu": 0.17}, {"ort-cpu": 0.99, "openvino-cpu": 0.18})
+    text = render_markdown(_summary(fp32, int8), title="t", environment=NO_ENV, reference=None)
+    assert "| model | arch | format | accuracy (ort-cpu, test) | accuracy (openvino-cpu, test) | params |" in text
+    assert "| student | resnet_cnn | fp32 | 0.9700 | 0.9700 | 100 |" in text
+    assert "| student_gru | resnet_cnn | fp32 | 0.9600 | 0.1700 ⚠ **agreement with FP32 0.1800** | 100 |" in text
+    assert "> **Warning:** `student_gru`: INT8 top-1 agreement is 0.18." in text
+    assert text.count("⚠") == 1  # 0.99 on ort-cpu is above the bound: no mark
