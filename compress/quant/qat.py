@@ -1,19 +1,20 @@
 """Quantization-aware training that ends as an INT8 ONNX model ONNX Runtime runs with integer kernels.
 
 `prepare_qat` folds BatchNorm into the preceding convolution (torch.fx), fake-quantizes every Conv and
-Linear weight per output channel (symmetric int8) and the activations that feed them per tensor
-(asymmetric uint8, ranges from an exponential moving average that can be frozen). The placement is
-the one ONNX Runtime's QDQ fusion expects: a quantizer on the model input and after each
-conv/linear (after its ReLU when one follows), residual add, pooling and reshape, none on the
-output (logits stay float). `export_qdq` writes the Q/DQ graph with int8 weights and int32 biases,
-so the file is small and fuses into QLinearConv / QLinearAdd / QGemm; activation quantizers,
-wherever they sit, carry the same numbers in PyTorch and in ONNX Runtime.
+Linear weight per output channel (symmetric int8) and the activations per tensor (asymmetric uint8,
+ranges from an exponential moving average that can be frozen). The activation quantizers sit where
+ONNX Runtime's static quantizer puts its Q/DQ pairs (see `placement`): after the model input and every
+operator, split activations included, none on the output (logits stay float), so whatever static PTQ
+runs on integer kernels the QAD file runs on integer kernels too. `export_qdq` writes the Q/DQ graph
+with int8 weights and int32 biases, so the file is small and fuses into QLinearConv / QLinearAdd /
+QLinearMul / QGemm; activation quantizers carry the same numbers in PyTorch and in ONNX Runtime.
+Recurrent and attention layers cannot be fake-quantized inside (ONNX writes a recurrent layer as one
+operator; torch.fx does not enter attention modules): `prepare_qat` refuses them.
 """
 
 from __future__ import annotations
 
 import copy
-import operator
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
@@ -26,23 +27,21 @@ from torch.nn.utils import parametrize
 
 from compress.errors import ModelError, first_line
 
-__all__ = ["ActQuant", "WeightQuant", "prepare_qat", "calibrate", "freeze_ranges", "export_qdq", "quantizers"]
+__all__ = ["ActQuant", "SharedQuant", "WeightQuant", "prepare_qat", "calibrate", "freeze_ranges", "export_qdq", "quantizers"]
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Linear)
-_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
-_POINT_MODULES = (
-    *_WEIGHTED,
-    *_ACTIVATIONS,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.Flatten,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
+# layers QAD cannot see into (a recurrent layer is one ONNX operator; torch.fx does not enter attention
+# modules): no place for the quantizers static PTQ's integer kernels need
+_OPAQUE = (
+    nn.RNNBase,
+    nn.RNNCellBase,
+    nn.MultiheadAttention,
+    nn.Transformer,
+    nn.TransformerEncoder,
+    nn.TransformerDecoder,
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
 )
-_POINT_FUNCTIONS = {operator.add, operator.iadd, torch.add, torch.flatten, torch.mean, torch.nn.functional.relu, torch.relu}
-_POINT_METHODS = {"add", "flatten", "mean", "view", "reshape", "relu"}
 
 
 class ActQuant(nn.Module):
@@ -104,70 +103,64 @@ class WeightQuant(nn.Module):
         return torch.fake_quantize_per_channel_affine(w, self.scale, self.zero_point, 0, -128, 127)
 
 
-def prepare_qat(model: nn.Module, *, momentum: float = 0.01, weight_levels: int = 127) -> fx.GraphModule:
+class SharedQuant(nn.Module):
+    """Fake quantization on another quantizer's grid, with no range of its own: after an operator that only
+    moves or selects values (max pooling, reshapes), whose output ONNX Runtime keeps in its input's scale."""
+
+    def __init__(self, source: ActQuant) -> None:
+        super().__init__()
+        self.source = (source,)  # a tuple: not a submodule, so its buffers are not counted twice
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (q,) = self.source
+        if not q.enabled or not bool(q.seen):
+            return x
+        return torch.fake_quantize_per_tensor_affine(x, q.scale, q.zero_point, 0, 255)
+
+
+def prepare_qat(model: nn.Module, example: torch.Tensor, *, momentum: float = 0.01, weight_levels: int = 127) -> fx.GraphModule:
     """A fake-quantized copy of `model` (eval mode, BatchNorm folded), weights in [-weight_levels,
-    weight_levels]. Raises `ModelError` when the model cannot be traced or has no Conv/Linear layer."""
+    weight_levels], activation quantizers where static PTQ puts them (`example`: an input batch, to tell
+    tensors from shapes). Raises `ModelError` when the model has a layer QAD cannot see into (recurrent,
+    attention), cannot be traced or has no Conv/Linear layer."""
+    from compress.quant import placement
+
+    _refuse_opaque(model)
+    graph_module = _traced(model)
+    weighted = [m for m in graph_module.modules() if isinstance(m, _WEIGHTED)]
+    if not weighted:
+        raise ModelError(f"qad: {type(model).__name__} has no Conv or Linear layer to quantize")
+    placement.decompose_activations(graph_module)
+    floats = placement.float_nodes(graph_module, example)
+    if placement.lift_scalars(graph_module, floats):
+        floats = placement.float_nodes(graph_module, example)
+    placement.place_quantizers(graph_module, floats, own=lambda: ActQuant(momentum), shared=SharedQuant)
+    for module in weighted:
+        parametrize.register_parametrization(module, "weight", WeightQuant(module.weight.shape[0], weight_levels))
+    return graph_module.eval()
+
+
+def _refuse_opaque(model: nn.Module) -> None:
+    name, layer = next(((n, m) for n, m in model.named_modules() if isinstance(m, _OPAQUE)), ("", None))
+    if layer is not None:
+        raise ModelError(
+            f"qad: cannot fake-quantize inside the {type(layer).__name__} layer {name!r} of {type(model).__name__} "
+            "(recurrent and attention layers are opaque to torch.fx: no place for the quantizers integer kernels need)",
+            fix="use post-training quantization (the quantize stage) for this model",
+        )
+
+
+def _traced(model: nn.Module) -> fx.GraphModule:
+    """A torch.fx copy of `model` in eval mode, Conv+BatchNorm (and Linear+BatchNorm1d) folded."""
     from torch.fx.experimental.optimization import fuse
 
-    source = copy.deepcopy(model).eval()
     try:
-        graph_module = fuse(source)  # folds Conv+BatchNorm (and Linear+BatchNorm1d)
+        return fuse(copy.deepcopy(model).eval())
     except Exception as err:
         raise ModelError(
             f"qad: cannot trace {type(model).__name__} with torch.fx ({first_line(err)})",
             fix="use post-training quantization (the quantize stage) for this model",
         ) from None
-    weighted = [m for m in graph_module.modules() if isinstance(m, _WEIGHTED)]
-    if not weighted:
-        raise ModelError(f"qad: {type(model).__name__} has no Conv or Linear layer to quantize")
-    for module in weighted:
-        parametrize.register_parametrization(module, "weight", WeightQuant(module.weight.shape[0], weight_levels))
-    _insert_act_quants(graph_module, momentum)
-    return graph_module.eval()
-
-
-def _insert_act_quants(gm: fx.GraphModule, momentum: float) -> None:
-    modules = dict(gm.named_modules())
-    count = 0
-    for node in list(gm.graph.nodes):
-        if not _is_quant_point(node, modules):
-            continue
-        if all(user.op == "output" for user in node.users):
-            continue  # the model's outputs stay float
-        name = f"act_quant_{count}"
-        count += 1
-        gm.add_submodule(name, ActQuant(momentum))
-        with gm.graph.inserting_after(node):
-            quantized = gm.graph.call_module(name, (node,))
-        node.replace_all_uses_with(quantized, delete_user_cb=lambda user, q=quantized: user is not q)
-    gm.graph.lint()
-    gm.recompile()
-
-
-def _is_quant_point(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    """Whether a node's output is quantized where it is made (not when its sole user is a ReLU, which is)."""
-    if node.op == "placeholder":
-        return True
-    is_point = (
-        (node.op == "call_module" and isinstance(modules.get(str(node.target)), _POINT_MODULES))
-        or (node.op == "call_function" and node.target in _POINT_FUNCTIONS)
-        or (node.op == "call_method" and node.target in _POINT_METHODS)
-    )
-    if not is_point:
-        return False
-    if len(node.users) == 1:
-        (user,) = node.users
-        if _is_activation(user, modules) and not _is_activation(node, modules):
-            return False  # the ReLU after it is the point; ORT fuses conv/add + ReLU + Q
-    return True
-
-
-def _is_activation(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
-    return (
-        (node.op == "call_module" and isinstance(modules.get(str(node.target)), _ACTIVATIONS))
-        or (node.op == "call_function" and node.target in {torch.nn.functional.relu, torch.relu})
-        or (node.op == "call_method" and node.target == "relu")
-    )
 
 
 def quantizers(model: nn.Module) -> tuple[list[ActQuant], list[WeightQuant]]:

@@ -1,8 +1,10 @@
 """`qad`: quantization-aware distillation. The FP32 model, BatchNorm folded, is trained fake-quantized
 (per-channel symmetric int8 weights, 7-bit for targets whose kernels saturate, per-tensor uint8 activations with moving-average ranges, frozen
 after `freeze_after` epochs) against an FP32 teacher with the distillation losses, then written as a
-QDQ ONNX file that ONNX Runtime fuses into integer kernels. The stage reports how closely the
-fake-quantized PyTorch model and the INT8 ONNX model agree on the test split."""
+QDQ ONNX file that ONNX Runtime fuses into integer kernels. The quantizers sit where static PTQ puts
+them, so every operator static PTQ runs on an integer kernel runs on one here too; a model with a
+recurrent or attention layer, which QAD cannot see into, is refused before training. The stage reports
+how closely the fake-quantized PyTorch model and the INT8 ONNX model agree on the test split."""
 
 from __future__ import annotations
 
@@ -150,11 +152,12 @@ class Qad(Stage):
         from compress.quant.qat import calibrate, prepare_qat
 
         levels = SAFE_INT8_WEIGHT if fmt.reduce_range else 127
-        student = prepare_qat(ctx.module(cfg.model), momentum=cfg.momentum, weight_levels=levels)  # a copy: the FP32 model stays
+        example = ctx.task.example_input(2)
+        student = prepare_qat(ctx.module(cfg.model), example, momentum=cfg.momentum, weight_levels=levels)  # a copy: the FP32 model stays
         teacher = ctx.module(cfg.teacher or cfg.model).eval().requires_grad_(False)
         calibrate(student, [ctx.task.example_input(cfg.calibration_samples, split="train")])
         before = ctx.task.evaluate(torch_predictor(student), "test")[ctx.task.metric.name]
-        objective = _QadObjective(student, teacher, cfg, kind=ctx.task.kind, example=ctx.task.example_input(2))
+        objective = _QadObjective(student, teacher, cfg, kind=ctx.task.kind, example=example)
         objective.cache_enabled = cfg.augmentation(ctx.task) is None
         with objective:
             result = fit(

@@ -12,6 +12,7 @@ NOT_PRUNED = "recurrent layers are not pruned"
 NO_GRU_KERNEL = "has no INT8 GRU kernel, static or dynamic"
 LSTM_DYNAMIC_ONLY = "use mode: dynamic"
 NO_GEMM = "would run entirely in float"
+NO_FAKE_QUANT = "cannot fake-quantize inside the"
 
 STAGES = ("prune ratio", "prune latency", "int8 static", "int8 dynamic", "qad", "export", "bench ort-cpu", "bench openvino-cpu")
 FAMILY_NAMES = (
@@ -34,6 +35,8 @@ EXPECTED["gru"].update(
 )
 EXPECTED["lstm"].update({"prune ratio": NOT_PRUNED, "prune latency": NOT_PRUNED, "int8 static": LSTM_DYNAMIC_ONLY})
 EXPECTED["mlp_layernorm"].update({"int8 dynamic": NO_GEMM})
+for _family in ("gru", "lstm", "transformer_encoder"):
+    EXPECTED[_family]["qad"] = NO_FAKE_QUANT
 
 INT8_MODE = {"gru": None, "lstm": "dynamic"}
 """The INT8 model the bench cells measure beside the FP32 one: static, unless the family has no better

@@ -3,7 +3,7 @@ that ORT runs on integer kernels and that agrees with the PyTorch fake-quantized
 
 import pytest
 
-from compress.errors import RecipeError
+from compress.errors import ModelError, RecipeError
 from compress.pipeline import Pipeline
 from compress.stages import Export, Qad, Train
 
@@ -33,3 +33,11 @@ def test_qad_kd_on_regression_is_a_one_line_error(tmp_path):
     with pytest.raises(RecipeError) as err:
         Pipeline([mlp, Qad(model="mlp", epochs=1)], task="diabetes").run(tmp_path, quiet=True)
     assert "qad loss 'kd' needs a classification task" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_qad_of_an_attention_model_is_refused_in_one_line_before_training(tmp_path):
+    tokens = Train(name="vit", model={"arch": "transformer", "dim": 16, "heads": 2, "depth": 1}, epochs=1)
+    with pytest.raises(ModelError) as err:
+        Pipeline([tokens, Qad(model="vit", epochs=1)], task="digits").run(tmp_path, quiet=True)
+    assert "qad: cannot fake-quantize inside the MultiheadAttention layer 'layer1.attn'" in str(err.value)
+    assert "\n" not in str(err.value) and not (tmp_path / "qad" / "vit_qad.onnx").exists()
