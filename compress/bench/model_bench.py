@@ -350,7 +350,8 @@ def _batches(path: Path, inputs: list[GraphInput], settings: BenchSettings, task
         return {str(b): inputs_for(shape, b, task, settings.split) for b in settings.batch_sizes}, {"input_shape": list(shape)}
     if task is not None:
         what = f"takes {len(inputs)} inputs and a task gives one" if len(inputs) > 1 else "takes the task's inputs"
-        raise RecipeError(f"{path.name} {what}", fix="drop --task, or drop --input-shape NAME=... and --input-value")
+        fix = "drop --task, or drop --input-shape NAME=... and --input-value" if named else "drop --task: its inputs are made from the file"
+        raise RecipeError(f"{path.name} {what}", fix=fix)
     batches = {str(b): feeds_for(inputs, settings, b, path.name) for b in settings.batch_sizes}
     one = feeds_for(inputs, settings, 1, path.name)
     arrays = one.arrays if isinstance(one, Feeds) else {inputs[0].name: one}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from compress.errors import RecipeError
+from compress.prune.plan import GroupPlan, Part, global_cuts
 from compress.registry import Registry, did_you_mean
 
 __all__ = ["IMPORTANCES", "ChannelPruner", "layer_names", "classifier", "check_keep", "NEEDS_GRADIENTS"]
@@ -81,20 +83,15 @@ class ChannelPruner:
         heads = {m: m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
         # attention layers are left to `_remove_heads`; ignoring them also keeps torch-pruning off the
         # residual stream they share their channels with
-        ignored = [modules[name] for name in keep] + [classifier(model), *heads]
+        recurrent = [m for m in model.modules() if isinstance(m, nn.RNNBase)]
+        ignored = [modules[name] for name in keep] + [classifier(model), *heads, *recurrent]
         self.model, self.example, self.steps, self.done = model, example, steps, 0
         self.importance_name, self.ratio, self.max_ratio = importance, min(ratio, max_ratio), max_ratio
         self.global_pruning, self.round_to = global_pruning, round_to or 1
-        with warnings.catch_warnings():  # 'unwrapped parameters' (a GRU's, a position embedding): left as they are
-            warnings.filterwarnings("ignore", message="Unwrapped parameters")
-            # torch-pruning gives the dependency graph and the importance scores; `step` decides the channels
-            self.pruner = tp.pruner.BasePruner(
-                model, example, importance=IMPORTANCES.get(importance)(), ignored_layers=ignored, root_module_types=ROOTS
-            )
         self.layers = {n: m for n, m in modules.items() if isinstance(m, PRUNABLE) and m not in ignored}
         self.initial = {n: _channels(m) for n, m in self.layers.items()}
-        self.group_initial = {_root(g): self.pruner.DG.get_out_channels(_root(g)) for g in self._groups()}
-        if not heads and not self.group_initial:
+        self.part_initial = self._traced(lambda: self._build(tp, model, example, ignored), model, recurrent)
+        if not heads and not self.part_initial:
             others = sorted({type(m).__name__ for m in model.modules() if not list(m.children())} - {"Linear", "Identity"})
             raise RecipeError(
                 f"prune: nothing in this model can be pruned: no convolution or Linear channels outside the classifier "
@@ -103,6 +100,32 @@ class ChannelPruner:
             )
         self.head_targets = {m: max(1, round(n * (1 - head_ratio))) for m, n in heads.items()}
         self.initial_heads = dict(heads)
+
+    def _build(self, tp, model: nn.Module, example: torch.Tensor, ignored: list[nn.Module]) -> None:
+        with warnings.catch_warnings():  # 'unwrapped parameters' (a GRU's, a position embedding): left as they are
+            warnings.filterwarnings("ignore", message="Unwrapped parameters")
+            # torch-pruning gives the dependency graph and the importance scores; `step` decides the channels
+            importance = IMPORTANCES.get(self.importance_name)()
+            self.pruner = tp.pruner.BasePruner(model, example, importance=importance, ignored_layers=ignored, root_module_types=ROOTS)
+
+    def _traced(self, build: Callable[[], None], model: nn.Module, recurrent: list[nn.Module]) -> dict[nn.Module, dict[str | None, int]]:
+        """`build()` torch-pruning's graph, then each group's parts and their initial sizes; its own failure
+        to follow the model (channels fed into a recurrent layer through a transpose) as a one-line refusal."""
+        try:
+            build()
+            return {_root(g): self._initial_parts(g) for g in self._groups()}
+        except (IndexError, KeyError, RuntimeError, ValueError) as err:
+            names = {m: n for n, m in model.named_modules()}
+            where = f" (its recurrent layers: {', '.join(names[m] for m in recurrent)})" if recurrent else ""
+            raise RecipeError(
+                f"prune: torch-pruning cannot follow this model's channel dependencies{where}: {type(err).__name__}: {err}",
+                fix="list the layers that feed the recurrent or unusual layers in prune.keep, or remove the prune stage",
+            ) from None
+
+    def _initial_parts(self, group) -> dict[str | None, int]:
+        slices = self.pruner._get_channel_groups(group)
+        width = self.pruner.DG.get_out_channels(_root(group)) // slices
+        return {name: len(pos) for name, pos in self._owners(group, width).items()} if slices == 1 else {None: width}
 
     def removed(self) -> float:
         """The fraction of the prunable layers' output channels removed so far (measured, not scheduled)."""
@@ -128,31 +151,72 @@ class ChannelPruner:
         self.done += 1
         self._remove_heads()
         fraction = self.ratio * self.done / self.steps
-        plans = [self._plan(group) for group in self._groups()]
-        plans = [p for p in plans if p is not None]
-        cuts = _global_cuts(plans, fraction, self.max_ratio) if self.global_pruning else [p.cut(fraction) for p in plans]
+        plans = [p for p in (self._plan(group) for group in self._groups()) if p is not None]
+        cuts = global_cuts(plans, fraction) if self.global_pruning else [p.rounded(p.cuts(fraction)) for p in plans]
         for plan, cut in zip(plans, cuts, strict=True):
-            if cut:
-                plan.prune(self.pruner.DG, cut)
+            idxs = plan.indices(cut)
+            if idxs:
+                group = self.pruner.DG.get_pruning_group(_root(plan.group), plan.group[0].dep.handler, idxs)
+                if self.pruner.DG.check_pruning_group(group):
+                    group.prune()
         self.model.zero_grad(set_to_none=True)
 
     def _groups(self) -> list:
         return list(self.pruner.DG.get_all_groups(ignored_layers=self.pruner.ignored_layers, root_module_types=ROOTS))
 
-    def _plan(self, group) -> _GroupPlan | None:
+    def _plan(self, group) -> GroupPlan | None:
         root = _root(group)
-        initial = self.group_initial.get(root)
         imp = self.pruner.estimate_importance(group)
-        if initial is None or imp is None:
+        if root not in self.part_initial or imp is None:
             return None
         slices = self.pruner._get_channel_groups(group)  # grouped convolutions: the same channels go from every slice
-        plan = _GroupPlan(
-            group, imp.view(slices, -1).mean(0).cpu() if slices > 1 else imp.cpu(), slices, initial, self.round_to, self.max_ratio
-        )
-        tracked = set(self.layers.values())
-        outs = {dep.target.module for dep, _ in group if self.pruner.DG.is_out_channel_pruning_fn(dep.handler)}
-        plan.layers = max(1, len(outs & tracked))  # how many measured layers each of its channels counts in
-        return plan
+        imp = (imp.view(slices, -1).mean(0) if slices > 1 else imp).cpu()
+        parts = self._parts(group, len(imp), slices)
+        return GroupPlan(group, imp, parts, slices=slices, unit=self._unit(group), max_ratio=self.max_ratio)
+
+    def _members(self, group) -> list[tuple[str, list[int]]]:
+        """The measured layers whose output channels `group` holds, each with the group's (root) indices of them."""
+        names = {m: n for n, m in self.layers.items()}
+        found = []
+        for i in range(len(group)):
+            item = group[i]
+            if self.pruner.DG.is_out_channel_pruning_fn(item.dep.handler) and item.dep.target.module in names:
+                found.append((names[item.dep.target.module], [int(r) for r in item.root_idxs]))
+        return found
+
+    def _owners(self, group, width: int) -> dict[str | None, list[int]]:
+        """The group's channels by the smallest measured layer holding them: one entry per concatenated
+        branch when the group spans several, else one for the whole group."""
+        members = self._members(group)
+        size = {name: len(roots) for name, roots in members}
+        owner: dict[int, str] = {}
+        for name, roots in members:
+            for r in roots:
+                if r not in owner or size[name] < size[owner[r]]:
+                    owner[r] = name
+        parts: dict[str | None, list[int]] = {}
+        for position in range(width):
+            parts.setdefault(owner.get(position) if len(set(owner.values())) > 1 else None, []).append(position)
+        return parts
+
+    def _parts(self, group, width: int, slices: int) -> list[Part]:
+        initial = self.part_initial[_root(group)]
+        counts = Counter(r for _, roots in self._members(group) for r in roots)
+        if slices > 1:
+            return [Part(torch.arange(width), initial[None], 1.0)]
+        return [
+            Part(torch.tensor(pos), initial.get(name, len(pos)), sum(max(1, counts[p]) for p in pos) / len(pos))
+            for name, pos in self._owners(group, width).items()
+        ]
+
+    def _unit(self, group) -> int:
+        """Kept counts are multiples of this: `round_to`, and the group count of every GroupNorm in the group."""
+        unit = self.round_to
+        for i in range(len(group)):
+            module = group[i].dep.target.module
+            if isinstance(module, nn.GroupNorm):
+                unit = math.lcm(unit, module.num_groups)
+        return unit
 
     def _remove_heads(self) -> None:
         """Remove the lowest-norm heads on the linear schedule. The attention layers of one residual
@@ -194,61 +258,6 @@ def _root(group) -> nn.Module:
 
 def _channels(layer: nn.Module) -> int:
     return layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
-
-
-class _GroupPlan:
-    """One group of coupled channels: its importance per channel (of one slice, for grouped convolutions),
-    and how many channels per slice a step may remove without going below `max_ratio` of its initial size."""
-
-    def __init__(self, group, imp: torch.Tensor, slices: int, initial: int, round_to: int, max_ratio: float) -> None:
-        self.group, self.imp, self.slices = group, imp, slices
-        self.width, self.initial = len(imp), initial // slices
-        self.round_to, self.layers = round_to, 1
-        self.floor = self._kept(max_ratio)
-
-    def _kept(self, fraction: float) -> int:
-        """Channels per slice to keep at `fraction` removed: rounded up, then up to a multiple of `round_to`."""
-        kept = max(1, math.ceil(self.initial * (1 - fraction) - 1e-9))
-        while (kept * self.slices) % self.round_to and kept < self.width:
-            kept += 1
-        return min(kept, self.width)
-
-    def cut(self, fraction: float) -> int:
-        return max(0, self.width - max(self._kept(fraction), self.floor))
-
-    def prune(self, graph, cut: int) -> None:
-        order = torch.argsort(self.imp)[:cut]
-        idxs = torch.cat([order + s * self.width for s in range(self.slices)]).tolist()
-        group = graph.get_pruning_group(_root(self.group), self.group[0].dep.handler, idxs)
-        if graph.check_pruning_group(group):
-            group.prune()
-
-
-def _global_cuts(plans: list[_GroupPlan], fraction: float, max_ratio: float) -> list[int]:
-    """Global ranking: the least important channels across all groups go first (scores normalized per
-    group, as LAMP does), until `fraction` of all initial channels is gone, counted over the measured
-    layers as `ChannelPruner.removed` counts them; no group below its floor."""
-    total = sum(p.initial * p.slices * p.layers for p in plans)
-    excess = sum(p.width * p.slices * p.layers for p in plans) - math.ceil(total * (1 - fraction) - 1e-9)
-    ranked = sorted(
-        ((float(score) / (float(p.imp.abs().sum()) or 1.0), i) for i, p in enumerate(plans) for score in p.imp), key=lambda t: t[0]
-    )
-    cuts = [0] * len(plans)
-    for _, i in ranked:
-        if excess <= 0:
-            break
-        plan = plans[i]
-        if plan.width - cuts[i] > plan.floor:
-            cuts[i] += 1
-            excess -= plan.slices * plan.layers
-    return [_rounded_cut(p, c) for p, c in zip(plans, cuts, strict=True)]
-
-
-def _rounded_cut(plan: _GroupPlan, cut: int) -> int:
-    """`cut` lowered until the kept count suits `round_to`."""
-    while cut > 0 and ((plan.width - cut) * plan.slices) % plan.round_to:
-        cut -= 1
-    return cut
 
 
 def check_keep(model: nn.Module, keep: Iterable[str]) -> None:

@@ -188,7 +188,8 @@ def refuse_mostly_float(source: Path, name: str, mode: str, exclude_nodes: list[
         return layers
     ops = sorted({r.op for r in silent})
     whys = "; ".join(dict.fromkeys(r.why or "" for r in silent))
-    keep = f"or set exclude_op_types: [{', '.join(ops)}] to quantize the rest and keep {'them' if len(ops) > 1 else 'it'} in float"
+    static = "mode: static with " if mode == "dynamic" else ""  # dynamic mode has nothing else to quantize in a GRU model's Gemm head
+    keep = f"or set {static}exclude_op_types: [{', '.join(ops)}] to quantize the rest and keep {'them' if len(ops) > 1 else 'it'} in float"
     dynamic = mode == "static" and set(ops) <= set(dynamic_op_types())  # LSTM: dynamic mode runs it on integer kernels
     raise RecipeError(
         f"quantize: {name!r} would stay mostly float: its {'/'.join(ops)} ({', '.join(r.node for r in silent)}) "

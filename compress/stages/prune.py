@@ -220,6 +220,10 @@ class Prune(Stage):
         timed = interleaved([original, model], ctx, cfg.target.batch_size, timing) if distributed.is_main() else None
         before, after = distributed.broadcast_object(timed)
         measured, mac_cut = speedup(before, after), first.macs / max(last.macs, 1)
+        ctx.log(
+            f"  verdict: b{cfg.target.batch_size} p50 {after['p50']:.3f} ms, {measured:.2f}x the unpruned model's speed "
+            f"({timing.rounds} alternating rounds; a latency target is judged on this, not on the steps' quick looks)"
+        )
         if cfg.target.kind == "latency_ms":  # a latency target is judged on this measurement, not one step's quick look
             last = last.model_copy(update={"latency_ms": last.latency_ms.model_copy(update={"p50": after["p50"], "p90": after["p90"]})})
         met, warnings = _met(cfg.target, last), []

@@ -105,3 +105,65 @@ def test_recurrent_layers_are_named_in_the_refusal():
 
     with pytest.raises(RecipeError, match="recurrent layers are not pruned .*LSTM"):
         ChannelPruner(Lstm(), torch.randn(2, 5, 8), importance="l2", ratio=0.5, steps=1)
+
+
+class ConcatIntoDepthwise(nn.Module):
+    """Two branches concatenated into a depthwise convolution and a GroupNorm: torch-pruning makes the
+    whole concatenation one group, and ranking inside it once took one branch to 94% and the other to 6%."""
+
+    def __init__(self, groups: int = 1) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 16, 3, padding=1)
+        self.a, self.b = nn.Conv2d(16, 16, 1), nn.Conv2d(16, 16, 3, padding=1)
+        self.dw, self.norm = nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.GroupNorm(groups, 32)
+        self.pw, self.head = nn.Conv2d(32, 32, 1), nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.norm(self.dw(torch.cat([self.a(x), self.b(x)], 1))))
+        return self.head(self.pw(x).mean((2, 3)))
+
+
+@pytest.mark.parametrize("global_pruning", [False, True])
+def test_branches_concatenated_into_one_group_are_pruned_in_balance(global_pruning):
+    torch.manual_seed(0)
+    model = ConcatIntoDepthwise()
+    with torch.no_grad():
+        model.a.weight *= 10  # one branch far stronger: ranking the whole group at once would empty the other
+    pruner = ChannelPruner(
+        model, torch.randn(2, 1, 8, 8), importance="l1", ratio=0.5, steps=2, global_pruning=global_pruning, max_ratio=0.6
+    )
+    for _ in range(2):
+        pruner.step()
+    layers = pruner.layer_removed()
+    assert max(layers.values()) <= 0.6 + 1e-9, layers
+    if not global_pruning:
+        assert layers["a"] == layers["b"] == 0.5, layers
+    assert model.dw.out_channels == model.a.out_channels + model.b.out_channels
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_groupnorm_group_counts_are_kept_whole():
+    torch.manual_seed(0)
+    model = ConcatIntoDepthwise(groups=8)
+    pruner = ChannelPruner(model, torch.randn(2, 1, 8, 8), importance="l2", ratio=0.4, steps=3)
+    for _ in range(3):
+        pruner.step()
+        assert model.dw.out_channels % 8 == 0
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10) and pruner.removed() > 0.2
+
+
+def test_a_model_torch_pruning_cannot_follow_is_refused_in_one_line():
+    class ConvThenGru(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem, self.gru, self.head = nn.Conv1d(1, 16, 5, padding=2), nn.GRU(16, 24, batch_first=True), nn.Linear(24, 10)
+
+        def forward(self, x):
+            return self.head(self.gru(self.stem(x).transpose(1, 2))[0][:, -1])
+
+    with pytest.raises(RecipeError) as err:
+        ChannelPruner(ConvThenGru(), torch.randn(2, 1, 40), importance="l2", ratio=0.5, steps=1)
+    message = str(err.value)
+    assert "\n" not in message and "cannot follow this model's channel dependencies (its recurrent layers: gru)" in message
+    assert "prune.keep" in message
