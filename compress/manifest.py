@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from compress.cores import available_cores
 from compress.errors import ArtifactError, first_line
 from compress.fsio import sha256_file, write_json
 from compress.migrate import upgrade_manifest
@@ -134,6 +135,7 @@ def environment(deploy_cpu: dict[str, Any] | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
+        **available_cores().as_dict(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
         "packages": {name: _version(name) for name in packages},

@@ -61,6 +61,7 @@ def cpu_mismatch(requested: str) -> str | None:
 
 def fingerprint(runner_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """This machine plus what the runner reports (target, runtime, provider, threads, ...)."""
+    from compress.cores import available_cores
     from compress.cpu import host_features, kind_of
 
     info = runner_info or {}
@@ -69,6 +70,7 @@ def fingerprint(runner_info: dict[str, Any] | None = None) -> dict[str, Any]:
         "cpu_kind": kind_of(host_features()).name,
         "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
+        **available_cores().as_dict(),
         "machine": platform.machine(),
         "os": platform.platform(),
         "python": sys.version.split()[0],

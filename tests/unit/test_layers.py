@@ -42,6 +42,7 @@ LAYERS = {
         "compress.fsio",
         "compress.imports",
         "compress.cpu",
+        "compress.cores",
         "compress.distributed",
         "compress",
     ],

@@ -8,7 +8,6 @@ its own file; a runtime that is not installed is a `TargetError` naming what to 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +60,9 @@ class TargetSpec(BaseModel):
         return no_booleans_as_numbers(cls, data)
 
     name: str = Field("ort-cpu", description="runtime and device, e.g. ort-cpu, ort-cuda, openvino-cpu, torch-cpu, torch-cuda")
-    threads: int | None = Field(None, ge=1, le=4096, description="intra-op CPU threads; default: all cores")
+    threads: int | None = Field(
+        None, ge=1, le=4096, description="intra-op CPU threads; default: the CPUs this process may use (affinity mask and cgroup quota)"
+    )
     optimization: Literal["all", "extended", "basic", "disabled"] = Field(
         "all", description="ONNX Runtime graph optimization level (ort-* targets)"
     )
@@ -82,7 +83,9 @@ class TargetSpec(BaseModel):
 
     @property
     def num_threads(self) -> int:
-        return self.threads or os.cpu_count() or 1
+        from compress.cores import available_cores
+
+        return self.threads or available_cores().count
 
     def deploy_cpu(self) -> DeployCpu:
         """The deployment CPU (`cpu`, auto resolved to this machine) and this host's kind."""
