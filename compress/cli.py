@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser, more = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager" on a fresh machine
     handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, "schema": _schema, **more}
     previous = signal.signal(signal.SIGTERM, _terminated)  # a job scheduler's stop is handled like Ctrl-C
     try:

@@ -16,7 +16,6 @@ from pydantic import Field
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
-from tqdm.auto import tqdm
 
 from compress import distributed
 from compress.config import BatchSize, StageConfig
@@ -25,6 +24,7 @@ from compress.data.task import TaskData
 from compress.errors import ModelError, RecipeError
 from compress.fsio import atomic_path
 from compress.models.predict import torch_predictor
+from compress.progress import progress
 
 __all__ = ["EpochData", "FitConfig", "FitResult", "Objective", "TaskLoss", "fit", "torch_predictor"]
 
@@ -156,7 +156,7 @@ def fit(
         state.result.resumed_after_epoch = state.result.epochs_run
         log.info("  %s: resuming after epoch %d (from %s)", desc, state.result.epochs_run, checkpoint)
     moving = loss_fn.moving_reference
-    bar = tqdm(range(state.result.epochs_run + 1, cfg.epochs + 1), desc=desc, unit="epoch", disable=quiet, leave=False)
+    bar = progress(range(state.result.epochs_run + 1, cfg.epochs + 1), desc=desc, unit="epoch", disable=quiet)
     for epoch in bar:
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
@@ -183,6 +183,7 @@ def fit(
             _save_state(checkpoint, state.capture(epoch, step, optimizer, schedule, generator, data))
         if stop:
             break
+    bar.close()
     model.load_state_dict(state.best)
     model.eval()
     state.result.ranks_agree = distributed.ranks_agree(model)

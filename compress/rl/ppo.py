@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-from tqdm.auto import tqdm
 
 from compress.errors import ModelError, RecipeError
 from compress.models.zoo import ACTIVATIONS
+from compress.progress import progress
 
 __all__ = ["PPOConfig", "train_ppo", "copy_actor"]
 
@@ -108,7 +108,7 @@ def train_ppo(
     class Validate(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
-            self.bar = tqdm(total=cfg.timesteps, desc=f"ppo {env_id}", unit="step", disable=quiet, leave=False, mininterval=1.0)
+            self.bar = progress(total=cfg.timesteps, desc=f"ppo {env_id}", unit="step", disable=quiet, mininterval=1.0)
             self.next_eval = cfg.eval_every
 
         def _on_step(self) -> bool:

@@ -119,3 +119,28 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_it_resumes(write_recipe, tiny_recip
     assert resumed.returncode == 0 and "reused stages: train\n" in resumed.stdout, resumed.stderr
     student = json.loads((out / "manifest.json").read_text())["stages"][1]["models"]["student"]["training"]
     assert student["resumed_after_epoch"] >= 1
+
+
+def test_a_piped_run_logs_plain_lines_not_progress_bars(write_recipe, tiny_recipe, tmp_path):
+    """Outside a terminal (a CI log), each training task gives a few plain lines: no carriage returns, no
+    line of bar redraws (they were 9-14k characters each), no matplotlib font-cache chatter."""
+    tiny_recipe["stages"][1]["distill"]["epochs"] = 10
+    result = cli("run", write_recipe(tiny_recipe), "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    log = result.stdout + result.stderr
+    assert "\r" not in log and max(len(line) for line in log.splitlines()) <= 300
+    epochs = [line for line in result.stderr.splitlines() if line.startswith("  distill student: ")]
+    assert epochs[0].startswith("  distill student: 2/10 epochs, loss ") and epochs[-1].startswith("  distill student: 10/10 epochs")
+    assert len(epochs) == 5 and "fontManager" not in log
+
+
+def test_plain_progress_lines_follow_the_work():
+    from compress.progress import PlainProgress
+
+    lines = []
+    bar = PlainProgress(range(12), desc="fit", unit="epoch", total=None, quiet=False)
+    bar._line = lambda: lines.append(bar.done) or setattr(bar, "shown", bar.done)
+    for _ in bar:
+        bar.set_postfix(loss="0.1")
+    bar.close()
+    assert lines == [2, 4, 6, 8, 10, 12]

@@ -43,6 +43,7 @@ LAYERS = {
         "compress.imports",
         "compress.cpu",
         "compress.cores",
+        "compress.progress",
         "compress.distributed",
         "compress",
     ],
