@@ -4,6 +4,8 @@ CI on a latency (or metric) regression. Parsing and printing only; the work is i
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import math
 import re
 import shlex
@@ -203,7 +205,9 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, Any]:
     bench.add_argument("model", type=Path, help="model file: .onnx, or .pt2 for torch-* targets")
     _settings_args(bench)
     bench.add_argument("--save-baseline", type=Path, metavar="FILE", help="write the measurement as a baseline for 'regress'")
-    bench.add_argument("--json", type=Path, metavar="FILE", help="write the full measurement as JSON")
+    bench.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the full measurement as JSON ('-': to stdout, the summary then goes to stderr)"
+    )
 
     regress = sub.add_parser(
         "regress",
@@ -240,11 +244,26 @@ def _bench(args: argparse.Namespace) -> int:
     from compress.bench.model_bench import bench_model
     from compress.fsio import check_replaceable, check_writable, write_json
 
-    for option, path, kind in (("--json", args.json, MEASUREMENT), ("--save-baseline", args.save_baseline, KIND)):
+    to_stdout = args.json == Path("-")  # `--json -`: the JSON on stdout, the human lines on stderr
+    for option, path, kind in (("--json", None if to_stdout else args.json, MEASUREMENT), ("--save-baseline", args.save_baseline, KIND)):
         if path is not None:
             check_writable(path, option)
             check_replaceable(path, option, kind)
     result = bench_model(args.model, _settings(args))
+    with contextlib.redirect_stdout(sys.stderr) if to_stdout else contextlib.nullcontext():
+        _show(args, result)
+    if to_stdout:
+        print(json.dumps({"kind": MEASUREMENT, **result}, indent=2))
+    elif args.json:
+        write_json(args.json, {"kind": MEASUREMENT, **result})
+    if args.save_baseline:
+        save_baseline(result, args.save_baseline, command=shlex.join(["edge-compress", *sys.argv[1:]]))
+        print(f"baseline: {args.save_baseline}", file=sys.stderr if to_stdout else sys.stdout)
+    return 0
+
+
+def _show(args: argparse.Namespace, result: dict) -> None:
+    """The human-readable measurement, on stdout (stderr when stdout carries the JSON)."""
     r = result["runner"]
     print(f"{args.model}  on {r['target']} ({r['runtime']}, {r['provider']}, {r['threads']} threads)")
     made = result["model"].get("inputs") or {}
@@ -264,12 +283,6 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if any(s["noisy"] for s in result["latency"].values()):
         print("warning: noisy measurement; close other work, pin --threads, or raise --rounds/--min-time", file=sys.stderr)
-    if args.json:
-        write_json(args.json, {"kind": MEASUREMENT, **result})
-    if args.save_baseline:
-        save_baseline(result, args.save_baseline, command=shlex.join(["edge-compress", *sys.argv[1:]]))
-        print(f"baseline: {args.save_baseline}")
-    return 0
 
 
 def _regress(args: argparse.Namespace) -> int:

@@ -156,3 +156,11 @@ def test_the_fixture_is_registered_for_users_test_suites(pytester, models):
     result = pytester.runpytest_subprocess()  # loaded through the pytest11 entry point, as in a user project
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*latency regression:*", "*FAIL latency?batch=1?: slower*"])
+
+
+def test_json_dash_writes_the_measurement_to_stdout_and_no_file(models, tmp_path):
+    result = cli("bench", models["fast"], *FAST, "--task", "digits", "--batch-sizes", "1", "--json", "-", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)  # stdout is the JSON alone: it pipes into jq
+    assert data["kind"] == "edge-compress-measurement" and data["latency"]["1"]["p50"] > 0
+    assert "batch    1: p50" in result.stderr and not (tmp_path / "-").exists()
