@@ -197,22 +197,26 @@ def _check_code(pipeline, path: Path) -> None:
 
 
 def _stages(args: argparse.Namespace) -> int:
+    from pydantic_core import to_jsonable_python
+
     from compress.stages import STAGES
 
     listing = {}
     for name, cls in STAGES.items():
         fields = {}
         for key, field in cls.Config.model_fields.items():
-            default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
-            fields[key] = {"default": default, "description": field.description or ""}
+            required = field.is_required()
+            default = None if required else to_jsonable_python(field.get_default(call_default_factory=True))
+            fields[key] = {"required": required, "default": default, "description": field.description or ""}
         listing[name] = {"doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "", "fields": fields}
-    if args.json:
-        print(json.dumps(listing, indent=2, default=str))
+    if args.json:  # defaults as JSON values (numbers, lists, objects, null), not Python reprs
+        print(json.dumps(listing, indent=2))
         return 0
     for name, info in listing.items():
         print(f"{name}: {info['doc']}")
         for key, f in info["fields"].items():
-            print(f"    {key:<16} {f['description']} (default: {f['default']})")
+            shown = "required" if f["required"] else json.dumps(f["default"])
+            print(f"    {key:<16} {f['description']} (default: {shown})")
     return 0
 
 

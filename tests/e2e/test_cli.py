@@ -42,7 +42,9 @@ def test_stages_lists_every_stage_with_fields():
     result = cli("stages", "--json")
     listing = json.loads(result.stdout)
     assert {"train", "distill", "export", "benchmark", "report"} <= set(listing)
-    assert listing["distill"]["fields"]["temperature"]["default"] == "4.0"
+    assert listing["distill"]["fields"]["temperature"]["default"] == 4.0  # typed JSON values, not Python reprs
+    assert listing["prune"]["fields"]["target"]["default"] == {"kind": "ratio", "value": 0.5, "batch_size": 32}
+    assert listing["prune"]["fields"]["name"]["default"] is None and not listing["prune"]["fields"]["name"]["required"]
 
 
 @pytest.mark.slow
