@@ -182,7 +182,8 @@ def _validate(args: argparse.Namespace) -> int:
             _check_code(pipeline, path)
         except CompressError as err:
             failed += 1
-            print(f"edge-compress: error: {err}", file=sys.stderr)
+            for problem in getattr(err, "problems", None) or [str(err)]:  # every problem of every file, one line each
+                print(f"edge-compress: error: {problem}", file=sys.stderr)
             continue
         print(f"{path}: ok ({len(pipeline.stages)} stages: {', '.join(pipeline.ids)})")
     return 2 if failed else 0

@@ -20,7 +20,20 @@ class CompressError(Exception):
 
 
 class RecipeError(CompressError):
-    """The recipe (YAML or Python stage configs) is invalid."""
+    """The recipe (YAML or Python stage configs) is invalid. `problems`: every problem found, one line
+    each (`edge-compress validate` prints them all; the message names the first and counts the rest)."""
+
+    def __init__(self, message: str, *, fix: str | None = None, problems: list[str] | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.problems = problems or [str(self)]
+
+    @classmethod
+    def combined(cls, errors: list[RecipeError]) -> RecipeError:
+        """One error for several: the first one's line, with how many more there are, and all of them."""
+        problems = [p for err in errors for p in err.problems]
+        first = errors[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return cls(first.problems[0] + more, problems=problems)
 
 
 class DataError(CompressError):

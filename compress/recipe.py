@@ -112,11 +112,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def parse_recipe(data: Any, *, source: str = "<recipe>", text: str | None = None) -> tuple[Recipe, list[Stage]]:
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe is a mapping with keys name, task, stages")
+    problems: list[RecipeError] = []
+    recipe = None
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as err:
-        raise _error(err, (), Recipe, source, text) from None
-    stages = [_stage(entry, i, source, text) for i, entry in enumerate(recipe.stages)]
+        problems.append(_error(err, (), Recipe, source, text))
+    entries = recipe.stages if recipe is not None else data.get("stages")
+    stages = []
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):  # every stage is checked, not only up to a bad one
+        try:
+            stages.append(_stage(entry, i, source, text) if isinstance(entry, dict) else stage_of(entry, i, source))
+        except RecipeError as err:
+            problems.append(err)
+    if problems or recipe is None:
+        raise RecipeError.combined(problems)
     return recipe, stages
 
 
@@ -174,7 +184,28 @@ def _error(err: ValidationError, prefix: tuple, model: type[BaseModel], source: 
     shown = {tuple(p for p in e["loc"] if not (isinstance(p, str) and _BRANCH.match(p))) for e in relevant or errors}
     loc = prefix + first["loc"]
     more = f" (and {len(shown) - 1} more)" if len(shown) > 1 else ""
-    return RecipeError(f"{_where(source, text, loc)}{_dotted(loc)}: {format_validation_error(first, model)}{more}")
+    problems = [_line(first, prefix, model, source, text)]
+    problems += [_line(e, prefix, model, source, text) for e in _distinct(relevant or errors) if _bare(e["loc"]) != first["loc"]]
+    return RecipeError(f"{_where(source, text, loc)}{_dotted(loc)}: {format_validation_error(first, model)}{more}", problems=problems)
+
+
+def _bare(loc: tuple) -> tuple:
+    """An error's location without pydantic's union-branch and validator names."""
+    return tuple(p for p in loc if not (isinstance(p, str) and _BRANCH.match(p)))
+
+
+def _distinct(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One error per location (a union gives one per branch)."""
+    seen: dict[tuple, dict[str, Any]] = {}
+    for e in errors:
+        seen.setdefault(_bare(e["loc"]), e)
+    return list(seen.values())
+
+
+def _line(error: dict[str, Any], prefix: tuple, model: type[BaseModel], source: str, text: str | None) -> str:
+    error = {**error, "loc": _bare(error["loc"])}
+    loc = prefix + error["loc"]
+    return f"{_where(source, text, loc)}{_dotted(loc)}: {format_validation_error(error, model)}"
 
 
 def format_validation_error(error: dict[str, Any], model: type[BaseModel]) -> str:

@@ -146,3 +146,23 @@ def test_plain_progress_lines_follow_the_work():
         bar.set_postfix(loss="0.1")
     bar.close()
     assert lines == [2, 4, 6, 8, 10, 12]
+
+
+def test_validate_reports_every_mistake_of_every_file_and_exits_2_once(write_recipe, tiny_recipe):
+    tiny_recipe["seed"] = -1
+    tiny_recipe["stages"][0]["train"]["epoch"] = 3
+    tiny_recipe["stages"][1]["distill"]["temperature"] = -2
+    bad, other = write_recipe(tiny_recipe), write_recipe({**tiny_recipe, "seed": 0, "stages": [{"trian": {}}]}, "other.yaml")
+    result = cli("validate", bad, other)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert all(line.startswith("edge-compress: error: ") for line in lines), lines
+    for fragment in (
+        "seed: Input should be greater than or equal to 0",
+        "train.epoch: unknown key; did you mean 'epochs'",
+        "temperature must be > 0",
+    ):
+        assert sum(fragment in line and str(bad) in line for line in lines) == 1, (fragment, lines)
+    assert any(str(other) in line and "trian" in line for line in lines) and len(lines) == 4
+    run = cli("run", bad, "--out", bad.parent / "run")
+    assert run.returncode == 2 and len(run.stderr.splitlines()) == 1 and "(and 2 more)" in run.stderr
