@@ -22,7 +22,7 @@ examples:
   edge-compress stages                                   list stages and their config keys
   torchrun --nproc_per_node=2 -m compress run RECIPE     the same recipe, training data-parallel on 2 processes
   edge-compress report runs/digits_edge                  report.md + report.html (plots) from a run folder
-  edge-compress schema summary > summary.schema.json     the JSON Schema of summary.json (or: manifest)
+  edge-compress schema recipe > recipe.schema.json       the JSON Schema of recipes (or: summary, manifest)
   edge-compress bench model.onnx --save-baseline b.json  measure latency, keep it as a baseline
   edge-compress regress model.onnx --baseline b.json --max-slowdown 10% --junit out.xml
                                                          latency regression test for CI (exit 1 on regression)
@@ -95,10 +95,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
 
     schema = sub.add_parser(
         "schema",
-        help="print the JSON Schema of summary.json or manifest.json",
-        description="Print the JSON Schema (draft 2020-12) of a file edge-compress writes, for validating it in CI or generating types.",
+        help="print the JSON Schema of a recipe, summary.json or manifest.json",
+        description="Print the JSON Schema (draft 2020-12) of a recipe (for your editor's YAML validation) or of a file "
+        "edge-compress writes (for validating it in CI or generating types).",
     )
-    schema.add_argument("document", choices=sorted(SCHEMAS), help="summary: runs/<name>/summary.json; manifest: runs/<name>/manifest.json")
+    schema.add_argument(
+        "document",
+        choices=["recipe", *sorted(SCHEMAS)],
+        help="recipe: a recipe YAML; summary: runs/<name>/summary.json; manifest: runs/<name>/manifest.json",
+    )
 
     from compress.cli_bench import add_commands
 
@@ -227,6 +232,11 @@ SCHEMAS = {"summary": "compress.records:Summary", "manifest": "compress.manifest
 def _schema(args: argparse.Namespace) -> int:
     import importlib
 
+    if args.document == "recipe":
+        from compress.recipe import recipe_schema
+
+        print(json.dumps(recipe_schema(), indent=2))
+        return 0
     module, name = SCHEMAS[args.document].split(":")
     model = getattr(importlib.import_module(module), name)
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **model.model_json_schema(mode="serialization")}

@@ -268,3 +268,21 @@ def _line_of(text: str, loc: tuple) -> int | None:
         else:
             break
     return line
+
+
+def recipe_schema() -> dict[str, Any]:
+    """The recipe's JSON Schema (draft 2020-12), every stage's config included, for editors and CI linters."""
+    from pydantic.json_schema import models_json_schema
+
+    models = [Recipe, *(cls.Config for _, cls in STAGES.items())]
+    refs, top = models_json_schema([(m, "validation") for m in models], ref_template="#/$defs/{model}")
+    defs = top["$defs"]
+    recipe = defs.pop(refs[(Recipe, "validation")]["$ref"].rsplit("/", 1)[1])
+
+    def entry(name: str, config: type[BaseModel]) -> dict[str, Any]:
+        value = {"anyOf": [refs[(config, "validation")], {"type": "null"}]}  # `- export:` alone means its defaults
+        return {"type": "object", "properties": {name: value}, "required": [name], "additionalProperties": False}
+
+    stages = [entry(name, cls.Config) for name, cls in STAGES.items()] + [{"enum": list(STAGES)}]
+    recipe["properties"]["stages"] = {**recipe["properties"]["stages"], "items": {"oneOf": stages}}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **recipe, "$defs": defs}

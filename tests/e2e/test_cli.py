@@ -166,3 +166,21 @@ def test_validate_reports_every_mistake_of_every_file_and_exits_2_once(write_rec
     assert any(str(other) in line and "trian" in line for line in lines) and len(lines) == 4
     run = cli("run", bad, "--out", bad.parent / "run")
     assert run.returncode == 2 and len(run.stderr.splitlines()) == 1 and "(and 2 more)" in run.stderr
+
+
+def test_the_recipe_schema_accepts_every_shipped_recipe_and_catches_a_typo():
+    import jsonschema
+    import yaml
+
+    result = cli("schema", "recipe")
+    assert result.returncode == 0, result.stderr
+    validator = jsonschema.Draft202012Validator(json.loads(result.stdout))
+    recipes = sorted((REPO / "pipelines").glob("*.yaml"))
+    assert len(recipes) >= 5
+    for path in recipes:
+        assert not list(validator.iter_errors(yaml.safe_load(path.read_text()))), path
+    typo = yaml.safe_load((REPO / "pipelines" / "digits_edge.yaml").read_text())
+    typo["stages"][0]["train"]["epoch"] = 3
+    assert list(validator.iter_errors(typo))
+    typo["stages"][0] = {"trian": {}}
+    assert list(validator.iter_errors(typo))
