@@ -107,13 +107,34 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
 
     from compress.cli_bench import add_commands
 
-    return parser, add_commands(sub)
+    more = add_commands(sub)
+    for command in sub.choices.values():
+        _add_logging(command)
+    return parser, more
+
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def _add_logging(command: argparse.ArgumentParser) -> None:
+    """Every command takes the same log options (run's -q also drops its progress bars)."""
+    group = command.add_argument_group("logging")
+    group.add_argument("--log-level", choices=list(LEVELS), help="messages shown on stderr (default: info; -v: debug; -q: warning)")
+    group.add_argument("-v", "--verbose", action="store_true", help="also debug messages")
+    if not any("--quiet" in action.option_strings for action in command._actions):
+        group.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+
+
+def _level(args: argparse.Namespace) -> int:
+    if args.log_level:
+        return LEVELS[args.log_level]
+    return logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
 
 
 def main(argv: list[str] | None = None) -> int:
     parser, more = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=_level(args), format="%(message)s", stream=sys.stderr)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager" on a fresh machine
     handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, "schema": _schema, **more}
     previous = signal.signal(signal.SIGTERM, _terminated)  # a job scheduler's stop is handled like Ctrl-C

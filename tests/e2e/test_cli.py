@@ -1,5 +1,6 @@
 """The command line as a user runs it: real processes, exit codes, one-line errors."""
 
+import argparse
 import json
 import os
 import signal
@@ -184,3 +185,15 @@ def test_the_recipe_schema_accepts_every_shipped_recipe_and_catches_a_typo():
     assert list(validator.iter_errors(typo))
     typo["stages"][0] = {"trian": {}}
     assert list(validator.iter_errors(typo))
+
+
+def test_every_command_takes_the_log_options(write_recipe, tiny_recipe, tmp_path):
+    from compress.cli import _parser
+
+    parser, _ = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, command in commands.items():
+        options = {o for action in command._actions for o in action.option_strings}
+        assert {"--log-level", "-v", "--verbose", "-q", "--quiet"} <= options, name
+    quiet = cli("run", write_recipe(tiny_recipe), "--out", tmp_path / "run", "--log-level", "warning")
+    assert quiet.returncode == 0 and "[1/" not in quiet.stderr and "report:" in quiet.stdout
