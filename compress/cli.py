@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ __all__ = ["main"]
 
 EPILOG = """\
 examples:
-  edge-compress run pipelines/digits_edge.yaml           train, distill, export, benchmark, report
+  edge-compress recipes                                  the recipes that ship with edge-compress
+  edge-compress run digits_edge                          a packaged recipe by name: train, distill, export, benchmark, report
   edge-compress run pipelines/digits_edge.yaml --resume  continue an interrupted run, reusing finished stages
   edge-compress validate pipelines/*.yaml                check recipes without running them
   edge-compress stages                                   list stages and their config keys
@@ -55,7 +57,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a recipe into runs/<name>/", description="Run a recipe's stages in order.")
-    run.add_argument("recipe", type=Path, help="recipe YAML file (see pipelines/)")
+    run.add_argument("recipe", type=Path, help="recipe YAML file, or a packaged recipe's name (see: edge-compress recipes)")
     run.add_argument("--out", type=Path, help="run folder (default: runs/<recipe name>)")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="reuse finished stages whose config and inputs are unchanged")
@@ -92,6 +94,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     report.add_argument("--out", type=Path, help="folder for the report (default: RUN_DIR/report)")
     report.add_argument("--title", help="report title (default: 'Compression report: <task>')")
     report.add_argument("--reference", help="model the others are compared with (default: teacher, if the run has one)")
+
+    sub.add_parser(
+        "recipes",
+        help="list the recipes that ship with edge-compress (run one by name: edge-compress run digits_edge)",
+        description="The packaged recipes, each with its purpose and file; copy one as a start for your own.",
+    )
 
     schema = sub.add_parser(
         "schema",
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=_level(args), format="%(message)s", stream=sys.stderr)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager" on a fresh machine
-    handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, "schema": _schema, **more}
+    handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, "schema": _schema, "recipes": _recipes, **more}
     previous = signal.signal(signal.SIGTERM, _terminated)  # a job scheduler's stop is handled like Ctrl-C
     try:
         return handlers[args.command](args)
@@ -153,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         after = "; finished stages are kept, run again with --resume to continue" if args.command == "run" else ""
         print(f"edge-compress: {how}{after}", file=sys.stderr)
         return 143 if terminated else 130
+    except BrokenPipeError:  # `edge-compress recipes | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -221,6 +232,15 @@ def _check_code(pipeline, path: Path) -> None:
         pipeline.check_files()
     except CompressError as err:
         raise type(err)(f"{path}: {err.message}", fix=err.fix) from None
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    from compress.recipe import packaged_recipes, recipe_purpose
+
+    for name, path in packaged_recipes().items():
+        print(f"{name:<22} {recipe_purpose(path)}")
+    print(f"\n(files in {next(iter(packaged_recipes().values())).parent}; run one with: edge-compress run <name>)")
+    return 0
 
 
 def _stages(args: argparse.Namespace) -> int:

@@ -43,14 +43,40 @@ class Recipe(BaseModel):
         return entries
 
 
+PACKAGED = Path(__file__).resolve().parent / "recipes"
+"""The recipes that ship in the package (`pipelines/` in the repository links here)."""
+
+
+def packaged_recipes() -> dict[str, Path]:
+    """Packaged recipe name -> file."""
+    return {p.stem: p for p in sorted(PACKAGED.glob("*.yaml"))}
+
+
+def recipe_purpose(path: Path) -> str:
+    """A recipe's one-line purpose: the first sentence of its opening comment."""
+    lines = [line[1:].strip() for line in path.read_text(encoding="utf-8").splitlines()[:8] if line.startswith("#")]
+    sentence = " ".join(lines).split(". ", 1)[0]
+    return sentence if len(sentence) <= 110 else sentence[:110].rsplit(" ", 1)[0] + " ..."
+
+
+def resolve_recipe(path: str | Path) -> Path:
+    """`path` as given, or, when no such file exists, the packaged recipe of that name (`digits_edge`)."""
+    given = Path(path)
+    if given.exists() or given.parent != Path("."):
+        return given
+    return packaged_recipes().get(given.name.removesuffix(".yaml").removesuffix(".yml"), given)
+
+
 def load_recipe(path: str | Path) -> tuple[Recipe, list[Stage]]:
-    path = Path(path)
+    path = resolve_recipe(path)
+    example = "give a .yaml file or a packaged recipe's name (edge-compress recipes lists them), e.g. digits_edge"
     if path.is_dir():
-        raise RecipeError(f"recipe {str(path)!r} is a folder, not a recipe file", fix="give a .yaml file, e.g. pipelines/digits_edge.yaml")
+        raise RecipeError(f"recipe {str(path)!r} is a folder, not a recipe file", fix=example)
     if path.exists() and not path.is_file():
-        raise RecipeError(f"recipe {str(path)!r} is not a regular file", fix="give a .yaml file, e.g. pipelines/digits_edge.yaml")
+        raise RecipeError(f"recipe {str(path)!r} is not a regular file", fix=example)
     if not path.is_file():
-        raise RecipeError(f"recipe {str(path)!r} does not exist", fix="check the path (recipes ship in pipelines/)")
+        names = ", ".join(packaged_recipes())
+        raise RecipeError(f"recipe {str(path)!r} does not exist", fix=f"check the path, or name a packaged recipe: {names}")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
