@@ -116,6 +116,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     from compress.cli_bench import add_commands
 
     more = add_commands(sub)
+    from compress.cli_quick import add_quick_commands
+
+    add_quick_commands(sub)
     for command in sub.choices.values():
         _add_logging(command)
     return parser, more
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=_level(args), format="%(message)s", stream=sys.stderr)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager" on a fresh machine
-    handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, "schema": _schema, "recipes": _recipes, **more}
+    handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, "schema": _schema, "recipes": _recipes}
+    handlers |= {"quantize": _quantize, **more}
     previous = signal.signal(signal.SIGTERM, _terminated)  # a job scheduler's stop is handled like Ctrl-C
     try:
         return handlers[args.command](args)
@@ -176,11 +180,38 @@ def _terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _quantize(args: argparse.Namespace) -> int:
+    """The one-line quantize command: its recipe, written out or run."""
+    import yaml
+
+    from compress.cli_quick import quantize_recipe
+    from compress.fsio import check_writable, write_text
+    from compress.pipeline import Pipeline
+    from compress.recipe import parse_recipe
+
+    recipe = quantize_recipe(args)
+    if args.write_recipe:
+        check_writable(args.write_recipe, "--write-recipe")
+        write_text(
+            args.write_recipe,
+            "# written by: edge-compress quantize; run it with: edge-compress run FILE\n" + yaml.safe_dump(recipe, sort_keys=False),
+        )
+        print(f"recipe: {args.write_recipe}")
+        return 0
+    spec, stages = parse_recipe(recipe, source="edge-compress quantize")
+    return _execute(Pipeline(stages, task=spec.task, name=spec.name, seed=spec.seed, target=spec.target), args)
+
+
 def _run(args: argparse.Namespace) -> int:
-    from compress import distributed
     from compress.pipeline import Pipeline
 
-    pipeline = Pipeline.from_recipe(args.recipe)
+    return _execute(Pipeline.from_recipe(args.recipe), args)
+
+
+def _execute(pipeline, args: argparse.Namespace) -> int:
+    """Run `pipeline` into `--out` (default runs/<name>), then print its models and report paths."""
+    from compress import distributed
+
     out = args.out or Path("runs") / pipeline.name
     if distributed.init_from_env() and not distributed.is_main():
         logging.getLogger().setLevel(logging.WARNING)  # rank 0 speaks for the run

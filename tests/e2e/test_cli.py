@@ -209,3 +209,18 @@ def test_packaged_recipes_are_listed_and_run_by_name_from_any_folder(tmp_path):
     assert missing.returncode == 2 and "name a packaged recipe: acrobot_policy" in missing.stderr and "digits_edge" in missing.stderr
     (tmp_path / "digits_edge").mkdir()  # a folder of that name here: the user's path wins, with its own error
     assert "is a folder" in cli("validate", "digits_edge", cwd=tmp_path).stderr
+
+
+def test_the_one_line_quantize_command_writes_the_recipe_it_runs(tmp_path):
+    from compress.deploy import export_onnx
+
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).eval()
+    export_onnx(model, torch.randn(2, 1, 8, 8), tmp_path / "my model.onnx", opset=17, exporter="legacy")
+    written = cli("quantize", tmp_path / "my model.onnx", "--task", "digits", "--cpu", "x86-avx2", "--write-recipe", tmp_path / "q.yaml")
+    assert written.returncode == 0 and (tmp_path / "q.yaml").is_file(), written.stderr
+    assert cli("validate", tmp_path / "q.yaml").returncode == 0
+    text = (tmp_path / "q.yaml").read_text()
+    assert "name: my_model_int8" in text and "cpu: x86-avx2" in text and "- quantize:" in text
+    missing = cli("quantize", tmp_path / "nope.onnx", "--task", "digits", cwd=tmp_path)
+    assert missing.returncode == 2 and len(missing.stderr.splitlines()) == 1 and "nope.onnx" in missing.stderr
