@@ -148,3 +148,13 @@ def test_the_loader_still_runs_no_code(tmp_path):
     path.write_text("name: !!python/object/apply:os.system ['echo pwned']\ntask: {name: digits}\nstages: [report]\n")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(path)
+
+
+def test_the_readme_shows_the_demo_recipe_as_it_is():
+    """The README's recipe is the packaged demo recipe, byte for byte: its figures are what it produces."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    recipe = (repo / "compress" / "recipes" / "digits_edge.yaml").read_text()
+    assert "```yaml\n" + recipe + "```\n" in readme
