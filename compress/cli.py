@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from compress import __version__
-from compress.errors import CompressError
+from compress.errors import CompressError, RecipeError
 
 __all__ = ["main"]
 
@@ -95,6 +95,16 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     report.add_argument("--title", help="report title (default: 'Compression report: <task>')")
     report.add_argument("--reference", help="model the others are compared with (default: teacher, if the run has one)")
 
+    init = sub.add_parser(
+        "init",
+        help="write a commented starter recipe (the whole chain) for your own model and data",
+        description="Write a starter recipe that runs as written, with comments on what to change for your data and model.",
+    )
+    init.add_argument("file", type=Path, help="the recipe to write, e.g. my_recipe.yaml (an existing file is left alone)")
+    init.add_argument("--task", help="your task as module:function (default: the built-in digits task)")
+    init.add_argument("--teacher", help="your teacher model as module:function (default: a zoo residual CNN trained here)")
+    init.add_argument("--checkpoint", help="your teacher's trained weights (a state dict): the recipe loads it instead of training")
+
     sub.add_parser(
         "recipes",
         help="list the recipes that ship with edge-compress (run one by name: edge-compress run digits_edge)",
@@ -148,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=_level(args), format="%(message)s", stream=sys.stderr)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager" on a fresh machine
     handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, "schema": _schema, "recipes": _recipes}
-    handlers |= {"quantize": _quantize, **more}
+    handlers |= {"quantize": _quantize, "init": _init, **more}
     previous = signal.signal(signal.SIGTERM, _terminated)  # a job scheduler's stop is handled like Ctrl-C
     try:
         return handlers[args.command](args)
@@ -263,6 +273,21 @@ def _check_code(pipeline, path: Path) -> None:
         pipeline.check_files()
     except CompressError as err:
         raise type(err)(f"{path}: {err.message}", fix=err.fix) from None
+
+
+def _init(args: argparse.Namespace) -> int:
+    import re
+
+    from compress.fsio import check_writable, write_text
+    from compress.starter import starter_recipe
+
+    if args.file.exists() or args.file.is_symlink():
+        raise RecipeError(f"init: {args.file} already exists; nothing was written", fix="give another file name, or delete it first")
+    check_writable(args.file, "init")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", args.file.stem).lstrip("_.-")[:64] or "my_run"
+    write_text(args.file, starter_recipe(name, str(args.file), task=args.task, teacher=args.teacher, checkpoint=args.checkpoint))
+    print(f"recipe: {args.file}  (check it: edge-compress validate {args.file}; run it: edge-compress run {args.file})")
+    return 0
 
 
 def _recipes(args: argparse.Namespace) -> int:

@@ -224,3 +224,25 @@ def test_the_one_line_quantize_command_writes_the_recipe_it_runs(tmp_path):
     assert "name: my_model_int8" in text and "cpu: x86-avx2" in text and "- quantize:" in text
     missing = cli("quantize", tmp_path / "nope.onnx", "--task", "digits", cwd=tmp_path)
     assert missing.returncode == 2 and len(missing.stderr.splitlines()) == 1 and "nope.onnx" in missing.stderr
+
+
+def test_init_writes_a_starter_recipe_that_validates_and_never_overwrites(tmp_path):
+    import jsonschema
+    import yaml
+
+    made = cli("init", "my recipe.yaml", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    text = (tmp_path / "my recipe.yaml").read_text()
+    assert text.startswith("# A starter recipe") and "name: my_recipe" in text and "- prune:" in text and "- quantize:" in text
+    ok = cli("validate", "my recipe.yaml", cwd=tmp_path)
+    assert ok.returncode == 0 and "7 stages" in ok.stdout, ok.stderr
+    schema = json.loads(cli("schema", "recipe").stdout)
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(yaml.safe_load(text)))
+    again = cli("init", "my recipe.yaml", cwd=tmp_path)
+    assert again.returncode == 2 and "already exists; nothing was written" in again.stderr
+    assert (tmp_path / "my recipe.yaml").read_text() == text
+    own = cli("init", "own.yaml", "--task", "mydata:make_task", "--teacher", "mymodels:big", "--checkpoint", "big.pt", cwd=tmp_path)
+    assert own.returncode == 0
+    loaded = yaml.safe_load((tmp_path / "own.yaml").read_text())
+    assert loaded["task"] == {"factory": "mydata:make_task"}
+    assert loaded["stages"][0] == {"load": {"name": "teacher", "model": {"factory": "mymodels:big", "checkpoint": "big.pt"}}}

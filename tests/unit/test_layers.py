@@ -16,7 +16,7 @@ from tests.conftest import REPO
 PACKAGE = REPO / "compress"
 
 LAYERS = {
-    "api": ["compress.cli", "compress.cli_bench", "compress.testing", "compress.__main__"],
+    "api": ["compress.cli", "compress.cli_bench", "compress.cli_quick", "compress.starter", "compress.testing", "compress.__main__"],
     "pipeline": ["compress.pipeline", "compress.recipe"],
     "stages": ["compress.stages"],
     "engines": [
