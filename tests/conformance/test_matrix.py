@@ -23,6 +23,7 @@ QUICK = {"warmup": 2, "rounds": 3, "min_iters": 5, "min_time_s": 0.01}
 NO_FINETUNE = {"epochs": 0, "final_epochs": 0}
 MAX_RATIO = 0.6
 MIN_AGREEMENT = 0.98
+INT8_CELLS = {"int8 static", "int8 dynamic", "qad"}
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +165,11 @@ def test_cell(family, stage, trained, tmp_path):
     except CompressError as err:
         message = str(err)
         assert "\n" not in message, message
-        assert expected != OK, f"{family} / {stage} refused: {message}"
-        assert expected in message, message
+        # the INT8 bound is met by a file at 0.98 or by a refusal that says it fell short; which one a
+        # family gets can change with the CPU kind (x86-avx2 quantizes weights to 7 bits)
+        below = stage in INT8_CELLS and BELOW_BOUND in message
+        assert expected != OK or below, f"{family} / {stage} refused: {message}"
+        assert expected in message or (expected == OK and below), message
     else:  # an INT8 cell refused here for agreement under the bound may meet it on another CPU kind
         assert expected in (OK, BELOW_BOUND), f"{family} / {stage} worked, the matrix says it refuses ({expected})"
 
