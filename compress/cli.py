@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=_level(args), format="%(message)s", stream=sys.stderr)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager" on a fresh machine
     handlers = {"run": _run, "validate": _validate, "stages": _stages, "report": _report, "schema": _schema, "recipes": _recipes}
-    handlers |= {"quantize": _quantize, "init": _init, **more}
+    handlers |= {"quantize": _quick, "compress": _quick, "init": _init, **more}
     previous = signal.signal(signal.SIGTERM, _terminated)  # a job scheduler's stop is handled like Ctrl-C
     try:
         return handlers[args.command](args)
@@ -190,25 +190,22 @@ def _terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def _quantize(args: argparse.Namespace) -> int:
-    """The one-line quantize command: its recipe, written out or run."""
+def _quick(args: argparse.Namespace) -> int:
+    """A one-line command (quantize, compress): the recipe its flags make, written out or run."""
     import yaml
 
-    from compress.cli_quick import quantize_recipe
     from compress.fsio import check_writable, write_text
     from compress.pipeline import Pipeline
     from compress.recipe import parse_recipe
 
-    recipe = quantize_recipe(args)
+    recipe = args.make_recipe(args)
     if args.write_recipe:
         check_writable(args.write_recipe, "--write-recipe")
-        write_text(
-            args.write_recipe,
-            "# written by: edge-compress quantize; run it with: edge-compress run FILE\n" + yaml.safe_dump(recipe, sort_keys=False),
-        )
+        heading = f"# written by: edge-compress {args.command}; run it with: edge-compress run {args.write_recipe}\n"
+        write_text(args.write_recipe, heading + yaml.safe_dump(recipe, sort_keys=False))
         print(f"recipe: {args.write_recipe}")
         return 0
-    spec, stages = parse_recipe(recipe, source="edge-compress quantize")
+    spec, stages = parse_recipe(recipe, source=f"edge-compress {args.command}")
     return _execute(Pipeline(stages, task=spec.task, name=spec.name, seed=spec.seed, target=spec.target), args)
 
 

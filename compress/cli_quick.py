@@ -8,7 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_quick_commands", "quantize_recipe"]
+from compress.errors import RecipeError
+from compress.starter import EPOCHS
+
+__all__ = ["add_quick_commands", "compress_recipe", "quantize_recipe"]
 
 QUANTIZE_EPILOG = """\
 examples:
@@ -17,6 +20,18 @@ examples:
   edge-compress quantize model.onnx --task digits --write-recipe int8.yaml   the recipe, to edit and run later
 
 The run folder (default runs/<model>_int8) holds the INT8 file, the benchmark of both files and the report.
+"""
+
+COMPRESS_EPILOG = """\
+examples:
+  edge-compress compress --model mymodels:make_net --checkpoint net.pt --task mydata:make_task
+  edge-compress compress --model mymodels:make_net --checkpoint net.pt --task digits --prune 0 --no-int8
+  edge-compress compress --model mymodels:make_net --checkpoint net.pt --task digits --write-recipe chain.yaml
+
+Your model (a function returning an nn.Module; --checkpoint: its state dict, loaded with weights_only=True)
+is the teacher. The chain is the one `edge-compress init` writes: a student distilled from it, pruned with
+distillation fine-tuning, exported to ONNX (checked against PyTorch), INT8 for --cpu, benchmarked at batch
+1 and 32, and reported. The run folder (default runs/<function>_edge) holds every file and the report.
 """
 
 
@@ -32,19 +47,75 @@ def add_quick_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--task", required=True, help="its data: a built-in task (digits, mnist1d, diabetes) or module:function")
     q.add_argument("--calibration", type=Path, help="calibration inputs, .npy (N, *input shape) or .npz; default: the task's train samples")
     q.add_argument("--mode", choices=["static", "dynamic"], default="static", help="static (calibrated, CNNs) or dynamic")
-    q.add_argument("--cpu", default="auto", help="the CPU it will run on: auto (this one), x86-avx2, x86-avx512, x86-vnni, arm64")
-    q.add_argument("--threads", type=int, help="threads for the benchmark (default: the CPUs this process may use)")
-    q.add_argument("--out", type=Path, help="run folder (default: runs/<model>_int8)")
-    q.add_argument("--write-recipe", type=Path, metavar="FILE", help="write the recipe these flags make to FILE and stop")
-    mode = q.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="reuse finished stages")
-    mode.add_argument("--overwrite", action="store_true", help="replace an earlier run in the folder")
+    _add_run_options(q, "runs/<model>_int8")
+
+    c = sub.add_parser(
+        "compress",
+        help="one line: your PyTorch model (module:function + checkpoint) through the whole chain to an INT8 ONNX student",
+        description="Compress your trained PyTorch model: distill -> prune -> export -> INT8 -> benchmark -> report.",
+        epilog=COMPRESS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("--model", required=True, help="your teacher: module:function returning the nn.Module (or a zoo arch name)")
+    c.add_argument("--checkpoint", help="its trained weights (a state dict file); without it, the teacher is trained here first")
+    c.add_argument("--task", required=True, help="its data: a built-in task (digits, mnist1d, diabetes) or module:function")
+    c.add_argument(
+        "--student",
+        default="auto",
+        help="auto (a MobileNetV2-style CNN for images and sequences, an MLP for feature vectors), a zoo arch, or module:function",
+    )
+    c.add_argument("--epochs", type=int, default=EPOCHS, help=f"distillation epochs (default {EPOCHS})")
+    c.add_argument("--prune", type=float, default=0.5, metavar="RATIO", help="fraction of the student's channels to remove (0: no pruning)")
+    c.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True, help="add the INT8 step (default: yes)")
+    _add_run_options(c, "runs/<function>_edge")
+
+    for command in (q, c):
+        command.set_defaults(make_recipe=quantize_recipe if command is q else compress_recipe)
+
+
+def compress_recipe(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe the `compress` command's flags stand for: the whole-chain template (compress.starter)."""
+    from compress.starter import chain_recipe, model_entry, student_for, task_entry
+
+    shape, kind = _task_facts(task_entry(args.task))
+    student = student_for(shape) if args.student == "auto" else model_entry(args.student)
+    return chain_recipe(
+        _name(args.model.rsplit(":", 1)[-1], "_edge"),
+        task=args.task,
+        teacher=args.model,
+        checkpoint=str(Path(args.checkpoint).expanduser().resolve()) if args.checkpoint else None,
+        student=student,
+        epochs=args.epochs,
+        prune=args.prune,
+        int8=args.int8,
+        target=_target(args),
+        regression=kind == "regression",
+    )
+
+
+def _task_facts(task: dict[str, Any]) -> tuple[tuple[int, ...], str]:
+    """One sample's shape and the task's kind (the template's student and loss depend on them)."""
+    from pydantic import ValidationError
+
+    from compress.data.spec import TaskSpec
+
+    try:
+        spec = TaskSpec.model_validate(task)
+    except ValidationError as err:
+        why = err.errors()[0]["msg"].removeprefix("Value error, ")
+        raise RecipeError(f"--task: {why}", fix="give a built-in task (digits, mnist1d, diabetes) or module:function") from None
+    data = spec.load()
+    return data.input_shape, data.kind
+
+
+def _target(args: argparse.Namespace) -> dict[str, Any]:
+    return {"name": "ort-cpu", "cpu": args.cpu, **({"threads": args.threads} if args.threads else {})}
 
 
 def quantize_recipe(args: argparse.Namespace) -> dict[str, Any]:
     """The recipe the `quantize` command's flags stand for."""
     task = {"factory": args.task} if ":" in args.task else {"name": args.task}
-    target: dict[str, Any] = {"cpu": args.cpu, **({"threads": args.threads} if args.threads else {})}
+    target = _target(args)
     calibration = {"file": str(args.calibration.resolve())} if args.calibration else {}
     return {
         "name": _name(args.model.stem, "_int8"),
@@ -57,6 +128,16 @@ def quantize_recipe(args: argparse.Namespace) -> dict[str, Any]:
             {"report": {}},
         ],
     }
+
+
+def _add_run_options(command: argparse.ArgumentParser, default_out: str) -> None:
+    command.add_argument("--cpu", default="auto", help="the CPU it will run on: auto (this one), x86-avx2, x86-avx512, x86-vnni, arm64")
+    command.add_argument("--threads", type=int, help="threads for the benchmark (default: the CPUs this process may use)")
+    command.add_argument("--out", type=Path, help=f"run folder (default: {default_out})")
+    command.add_argument("--write-recipe", type=Path, metavar="FILE", help="write the recipe these flags make to FILE and stop")
+    mode = command.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="reuse finished stages")
+    mode.add_argument("--overwrite", action="store_true", help="replace an earlier run in the folder")
 
 
 def _name(stem: str, suffix: str) -> str:

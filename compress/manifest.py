@@ -13,13 +13,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from compress.cores import available_cores
 from compress.errors import ArtifactError, first_line
 from compress.fsio import sha256_file, write_json
 from compress.migrate import upgrade_manifest
-from compress.records import MetricInfo, ModelRecord
+from compress.records import LatencyStats, MetricInfo, ModelRecord
+from compress.registry import did_you_mean
 
 __all__ = ["Manifest", "StageRecord", "environment", "config_hash", "MANIFEST"]
 
@@ -64,6 +65,45 @@ class Manifest(BaseModel):
     environment: dict[str, Any]
     metric: MetricInfo | None = Field(None, description="the task's metric: a model's figure in reports and summaries")
     stages: list[StageRecord] = Field(default_factory=list)
+    _run_dir: Path | None = PrivateAttr(None)
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder this manifest was read from or written to (None for one built in memory)."""
+        return self._run_dir
+
+    def model(self, name: str) -> ModelRecord:
+        """The run's model `name` as the last stage that touched it left it."""
+        records = self.records()
+        if name not in records:
+            raise ArtifactError(
+                f"run {self.name!r} has no model {name!r}; {did_you_mean(name, records)}it has: {', '.join(records) or 'none'}",
+                fix="use one of those names",
+            )
+        return records[name]
+
+    def value(self, name: str, *, runtime: str | None = None) -> float | None:
+        """Model `name`'s figure of the task's metric (accuracy, mse, ...): through `runtime` (default: the first
+        benchmarked target, else the deployed runtime's), test split first; None where it was not measured."""
+        if self.metric is None:
+            return None
+        record = self.model(name)
+        found = record.score(self.metric.name, runtime=runtime)
+        if found is None and runtime is None and not record.bench:
+            found = record.score(self.metric.name, runtime="onnxruntime")
+        return found.value if found else None
+
+    def latency(self, name: str, batch_size: int = 1, *, target: str | None = None) -> LatencyStats | None:
+        """Model `name`'s measured latency at `batch_size` on `target` (default: the first it was benchmarked on):
+        `.p50`, `.p90`, `.p99`, `.throughput`, `.noisy`, in milliseconds; None where it was not measured."""
+        return self.model(name).latency(batch_size, target=target)
+
+    def path(self, name: str, kind: Literal["onnx", "checkpoint"] = "onnx") -> Path | None:
+        """Model `name`'s ONNX file (or FP32 checkpoint) as a path you can open; None if it has none."""
+        relative = getattr(self.model(name), kind)
+        if relative is None:
+            return None
+        return (self._run_dir / relative) if self._run_dir is not None else Path(relative)
 
     def find(self, stage_id: str) -> StageRecord | None:
         return next((s for s in self.stages if s.id == stage_id), None)
@@ -94,7 +134,9 @@ class Manifest(BaseModel):
                 raise ValueError(
                     f"schema {data['schema_version']} is newer than this edge-compress reads ({SCHEMA}); upgrade edge-compress"
                 )
-            return cls.model_validate(upgrade_manifest(data))
+            manifest = cls.model_validate(upgrade_manifest(data))
+            manifest._run_dir = path.parent
+            return manifest
         except (OSError, ValidationError, ValueError) as err:
             first = first_line(err)
             raise ArtifactError(

@@ -22,6 +22,7 @@ from compress.data.spec import TaskSpec
 from compress.errors import ArtifactError, RecipeError
 from compress.fsio import check_writable, sha256_file, write_json
 from compress.manifest import MANIFEST, Manifest, StageRecord, config_hash, environment, now
+from compress.progress import show_lines
 from compress.records import MetricInfo
 from compress.stages.base import Planned, Stage
 
@@ -120,6 +121,7 @@ class Pipeline:
         run_dir = Path(out) if out is not None else Path("runs") / self.name
         if not distributed.is_main():
             return self._follow(run_dir)
+        show_lines(quiet=quiet)
         self.check_files()
         self._check_targets()
         check_writable(run_dir, "run folder", folder=True)
@@ -155,6 +157,7 @@ class Pipeline:
             environment=environment(self.target.deploy_cpu().as_dict()),
             metric=MetricInfo(name=ctx.task.metric.name, higher_is_better=ctx.task.metric.higher_is_better),
         )
+        manifest._run_dir = run_dir
         rundir.save_manifest(manifest, previous, run_dir)  # from now on the folder is a run that --resume can continue
         hashes: dict[str, str] = {}
         parent = None

@@ -8,11 +8,30 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["progress", "PlainProgress"]
+__all__ = ["progress", "PlainProgress", "show_lines"]
 
 log = logging.getLogger("compress")
 LINES = 5
 """Plain lines per task (besides the last one)."""
+
+
+_handler: logging.Handler | None = None
+
+
+def show_lines(*, quiet: bool = False) -> None:
+    """From Python, with logging not configured by the application: the run's lines go to stderr as the
+    command line prints them (warnings only when `quiet`). An application's own logging setup is left alone."""
+    global _handler
+    ours = logging.getLogger("compress")
+    if _handler is None:
+        if logging.getLogger().handlers or ours.handlers:
+            return
+        _handler = logging.StreamHandler()
+        _handler.setFormatter(logging.Formatter("%(message)s"))
+        ours.addHandler(_handler)
+        if ours.level == logging.NOTSET:
+            ours.setLevel(logging.INFO)
+    _handler.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def progress(

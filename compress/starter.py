@@ -1,9 +1,76 @@
-"""The starter recipe `edge-compress init` writes: the whole chain, commented, runnable as written on a
-built-in task, with the lines to change for your own data and model."""
+"""The whole-chain recipe template: `edge-compress compress` fills it in from flags, and `edge-compress init`
+writes it out commented, runnable as written on a built-in task, with the lines to change for your own data
+and model. Both come from `chain_recipe`, so the starter file is what the one-line command runs."""
 
 from __future__ import annotations
 
-__all__ = ["starter_recipe"]
+from typing import Any
+
+import yaml
+
+__all__ = ["chain_recipe", "starter_recipe", "student_for", "teacher_stage"]
+
+# the digits demo's student shape for images and sequences; a small MLP for flat feature vectors
+STUDENTS: dict[str, dict[str, Any]] = {
+    "conv": {"arch": "mobilenet_v2", "width": 12, "blocks": [1, 2], "head_channels": 48},
+    "vector": {"arch": "mlp", "hidden": [64, 32]},
+}
+ZOO_TEACHER = {"arch": "resnet_cnn", "width": 32, "blocks": [2, 2]}
+EPOCHS = 30
+FINETUNE = {"epochs": 2, "final_epochs": 10}  # after each pruning step, and after the last
+
+
+def student_for(input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """The template's student for inputs of this shape (one sample, no batch axis)."""
+    return dict(STUDENTS["vector" if len(input_shape) == 1 else "conv"])
+
+
+def task_entry(task: str | None) -> dict[str, str]:
+    """A recipe's `task`: a built-in task's name, or `module:function`."""
+    task = task or "digits"
+    return {"factory": task} if ":" in task else {"name": task}
+
+
+def model_entry(model: str) -> dict[str, Any]:
+    """A recipe's `model` from one string: `module:function`, or a zoo arch with its defaults."""
+    return {"factory": model} if ":" in model else {"arch": model}
+
+
+def teacher_stage(teacher: str | None, checkpoint: str | None, *, epochs: int = EPOCHS) -> dict[str, Any]:
+    """Your trained teacher loaded, or trained here first (a zoo residual CNN when none is given)."""
+    model = model_entry(teacher) if teacher else dict(ZOO_TEACHER)
+    if checkpoint:
+        return {"load": {"name": "teacher", "model": {**model, "checkpoint": checkpoint}}}
+    return {"train": {"name": "teacher", "model": model, "epochs": epochs}}
+
+
+def chain_recipe(
+    name: str,
+    *,
+    task: str | None = None,
+    teacher: str | None = None,
+    checkpoint: str | None = None,
+    student: dict[str, Any] | None = None,
+    epochs: int = EPOCHS,
+    prune: float = 0.5,
+    int8: bool = True,
+    target: dict[str, Any] | None = None,
+    regression: bool = False,
+) -> dict[str, Any]:
+    """teacher -> distilled student -> pruned (distillation fine-tuning) -> ONNX -> INT8 -> benchmark -> report.
+    `prune=0` leaves pruning out, `int8=False` the INT8 step; `regression` distills with mse (soft targets
+    need classes)."""
+    loss = {"loss": "mse"} if regression else {}
+    distill = {"teacher": "teacher", "name": "student", "model": student or dict(STUDENTS["conv"]), "epochs": epochs, **loss}
+    stages: list[dict[str, Any]] = [teacher_stage(teacher, checkpoint, epochs=epochs), {"distill": distill}]
+    if prune:
+        finetune = {**FINETUNE, **loss}
+        stages.append({"prune": {"model": "student", "target": {"kind": "ratio", "value": prune}, "steps": 2, "finetune": finetune}})
+    final = "student_pruned" if prune else "student"  # the model to ship; INT8 of the others is not asked for
+    stages += [{"export": {}}, *([{"quantize": {"models": [final]}}] if int8 else []), {"benchmark": {"batch_sizes": [1, 32]}}]
+    stages.append({"report": {}})
+    return {"name": name, "seed": 0, "task": task_entry(task), "target": target or {"name": "ort-cpu", "cpu": "auto"}, "stages": stages}
+
 
 TEMPLATE = """\
 # A starter recipe (edge-compress init). It runs as written: {task_note}
@@ -21,20 +88,20 @@ stages:
   # the teacher: trained here, or your trained model:
   #   - load: {{name: teacher, model: {{factory: "mymodels:make_teacher", checkpoint: teacher.pt}}}}
   - {teacher}
-  # a small student learns from it (soft targets at temperature 4)
+  # a small student learns from it (soft targets)
   - distill:
       teacher: teacher
       name: student
-      model: {{arch: mobilenet_v2, width: 12, blocks: [1, 2], head_channels: 48}}   # or {{factory: "mymodels:make_student"}}
-      epochs: 30
+      model: {student}   # or {{factory: "mymodels:make_student"}}
+      epochs: {epochs}
   # half its channels removed, fine-tuned by distillation after each step
   - prune:
       model: student
       target: {{kind: ratio, value: 0.5}}
       steps: 2
-      finetune: {{epochs: 2, final_epochs: 10}}
+      finetune: {finetune}
   - export: {{}}         # ONNX, checked against PyTorch
-  - quantize: {{}}       # INT8 for target.cpu, calibrated on the task's training samples
+  - quantize: {{models: [student_pruned]}}   # INT8 for target.cpu, calibrated on the task's training samples
   - benchmark:
       batch_sizes: [1, 32]
   - report: {{}}
@@ -42,14 +109,22 @@ stages:
 
 
 def starter_recipe(name: str, file: str, *, task: str | None, teacher: str | None, checkpoint: str | None) -> str:
-    """The starter recipe's text; `task` and `teacher` are `module:function` strings (or a built-in task name)."""
-    if task is None or ":" not in task:
-        task_text, note = f"{{name: {task or 'digits'}}}", f"on the built-in {task or 'digits'} task."
-    else:
-        task_text, note = f'{{factory: "{task}"}}', f"on your task {task}."
-    if teacher:
-        model = f'{{factory: "{teacher}"' + (f", checkpoint: {checkpoint}}}" if checkpoint else "}")
-        stage = f"load: {{name: teacher, model: {model}}}" if checkpoint else f"train: {{name: teacher, model: {model}, epochs: 30}}"
-    else:
-        stage = "train: {name: teacher, model: {arch: resnet_cnn, width: 32, blocks: [2, 2]}, epochs: 30}"
-    return TEMPLATE.format(name=name, file=file, task=task_text, task_note=note, teacher=stage)
+    """The commented text of `chain_recipe(name, task=..., teacher=..., checkpoint=...)`; `task` and
+    `teacher` are `module:function` strings (or a built-in task name / zoo arch)."""
+    where = task or "digits"
+    note = f"on your task {where}." if ":" in where else f"on the built-in {where} task."
+    return TEMPLATE.format(
+        name=name,
+        file=file,
+        task=_flow(task_entry(task)),
+        task_note=note,
+        teacher=_flow(teacher_stage(teacher, checkpoint)),
+        student=_flow(STUDENTS["conv"]),
+        epochs=EPOCHS,
+        finetune=_flow(FINETUNE),
+    )
+
+
+def _flow(value: Any) -> str:
+    """One YAML line: `{arch: mobilenet_v2, width: 12, blocks: [1, 2]}`."""
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 16).strip()

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from compress.models.spec import ModelSpec
-from compress.records.results import Agreement, PruneResult, QuantResult, Record, Score, TargetBench, Training
+from compress.records.results import Agreement, LatencyStats, PruneResult, QuantResult, Record, Score, TargetBench, Training
 
 ModelKind = Literal["fp32", "int8"]
 
@@ -47,6 +47,11 @@ class ModelRecord(Record):
         runtime = runtime or next(iter(self.bench), None)
         found = [s for s in self.scores if s.metric == metric and s.runtime == runtime and split in (None, s.split)]
         return next((s for s in found if s.split == "test"), found[0] if found else None)
+
+    def latency(self, batch_size: int = 1, *, target: str | None = None) -> LatencyStats | None:
+        """Latency at `batch_size` on `target` (default: the first benchmarked target); None if not measured."""
+        bench = self.bench.get(target) if target is not None else next(iter(self.bench.values()), None)
+        return bench.latency_ms.get(str(batch_size)) if bench is not None else None
 
 
 def merge_scores(scores: list[Score], values: dict[str, float], *, split: str, runtime: str) -> list[Score]:

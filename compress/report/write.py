@@ -104,7 +104,9 @@ def load_run(run_dir: Path) -> tuple[Summary, dict[str, Any]]:
     return summary_of(name, manifest.metric, target, manifest.records().values()), environment
 
 
-def write_run_report(run_dir: str | Path, *, out: Path | None = None, title: str | None = None, reference: str | None = None) -> list[Path]:
+def write_run_report(
+    run_dir: str | Path, *, out: str | Path | None = None, title: str | None = None, reference: str | None = None
+) -> list[Path]:
     summary, environment = load_run(Path(run_dir))
     names = [m.name for m in summary.models]
     if reference is not None and reference not in names:
@@ -116,5 +118,6 @@ def write_run_report(run_dir: str | Path, *, out: Path | None = None, title: str
         )
     reference = reference or ("teacher" if "teacher" in names else None)
     title = title or f"Compression report: {summary.task}"
-    _check_out(Path(run_dir), out or Path(run_dir) / "report")
-    return write_report(summary, environment, out or Path(run_dir) / "report", title=title, reference=reference)
+    out = Path(out) if out is not None else Path(run_dir) / "report"
+    _check_out(Path(run_dir), out)
+    return write_report(summary, environment, out, title=title, reference=reference)

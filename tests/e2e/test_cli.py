@@ -246,3 +246,51 @@ def test_init_writes_a_starter_recipe_that_validates_and_never_overwrites(tmp_pa
     loaded = yaml.safe_load((tmp_path / "own.yaml").read_text())
     assert loaded["task"] == {"factory": "mydata:make_task"}
     assert loaded["stages"][0] == {"load": {"name": "teacher", "model": {"factory": "mymodels:big", "checkpoint": "big.pt"}}}
+
+
+USER_MODEL = """
+import torch.nn as nn
+
+
+def make_net():
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+    )
+"""
+
+
+def test_the_one_line_compress_command_runs_the_whole_chain_on_your_model(tmp_path):
+    import yaml
+
+    torch = pytest.importorskip("torch")
+    (tmp_path / "mymodels.py").write_text(USER_MODEL)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import mymodels
+
+        torch.save(mymodels.make_net().state_dict(), tmp_path / "net.pt")
+    finally:
+        sys.path.remove(str(tmp_path))
+    flags = ["--model", "mymodels:make_net", "--checkpoint", "net.pt", "--task", "digits", "--epochs", "1"]
+    written = cli("compress", *flags, "--write-recipe", "chain.yaml", cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    recipe = yaml.safe_load((tmp_path / "chain.yaml").read_text())
+    assert recipe["name"] == "make_net_edge" and [next(iter(s)) for s in recipe["stages"]] == [
+        "load", "distill", "prune", "export", "quantize", "benchmark", "report",
+    ]  # fmt: skip
+    teacher = recipe["stages"][0]["load"]["model"]
+    assert teacher == {"factory": "mymodels:make_net", "checkpoint": str(tmp_path.resolve() / "net.pt")}
+    assert recipe["stages"][1]["distill"]["model"]["arch"] == "mobilenet_v2"  # images: the template's CNN student
+    assert recipe["stages"][4]["quantize"] == {"models": ["student_pruned"]}
+    run = cli("compress", *flags, "-q", cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "student_pruned_int8" in run.stdout and (tmp_path / "runs/make_net_edge/report/report.html").is_file()
+    assert "teacher" in run.stdout and (tmp_path / "runs/make_net_edge/quantize/student_pruned_int8.onnx").is_file()
+    tabular = cli("compress", "--model", "mlp", "--task", "diabetes", "--no-int8", "--prune", "0", "--write-recipe", "d.yaml", cwd=tmp_path)
+    assert tabular.returncode == 0, tabular.stderr
+    stages = [next(iter(s.items())) for s in yaml.safe_load((tmp_path / "d.yaml").read_text())["stages"]]
+    assert [name for name, _ in stages] == ["train", "distill", "export", "benchmark", "report"]
+    assert stages[1][1]["model"]["arch"] == "mlp" and stages[1][1]["loss"] == "mse"  # feature vectors, regression
+    bad = cli("compress", "--model", "mymodels:make_net", "--task", "digit", cwd=tmp_path)
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "digit" in bad.stderr

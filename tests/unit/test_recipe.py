@@ -158,3 +158,16 @@ def test_the_readme_shows_the_demo_recipe_as_it_is():
     readme = (repo / "README.md").read_text()
     recipe = (repo / "compress" / "recipes" / "digits_edge.yaml").read_text()
     assert "```yaml\n" + recipe + "```\n" in readme
+
+
+@pytest.mark.parametrize(
+    "task, teacher, checkpoint",
+    [(None, None, None), ("mnist1d", None, None), ("mydata:make_task", "mymodels:big", "big.pt"), (None, "mymodels:big", None)],
+)
+def test_init_writes_the_template_the_compress_command_runs(task, teacher, checkpoint):
+    import yaml
+
+    from compress.starter import chain_recipe, starter_recipe
+
+    text = starter_recipe("mine", "mine.yaml", task=task, teacher=teacher, checkpoint=checkpoint)
+    assert yaml.safe_load(text) == chain_recipe("mine", task=task, teacher=teacher, checkpoint=checkpoint)
