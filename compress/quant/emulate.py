@@ -33,7 +33,7 @@ if not features.get("AVX2") or features.get("AVX512F") or features.get("AVX512VN
 import onnxruntime as ort
 options = ort.SessionOptions()
 options.intra_op_num_threads = 1
-options.log_severity_level = 3
+options.log_severity_level = 4
 session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
 x = np.load(sys.argv[2])
 np.save(sys.argv[3], session.run(None, {session.get_inputs()[0].name: x})[0])

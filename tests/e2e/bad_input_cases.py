@@ -625,6 +625,12 @@ BENCH = [
         )
     ],
     Case(
+        "bench-onnx-fails-when-run",
+        ("bench", "m.onnx", "--input-shape", "32", "--batch-sizes", "1"),
+        "m.onnx fails on inputs of shape (1, 32)",
+        {"m.onnx": Artifact("open-width.onnx")},
+    ),
+    Case(
         "bench-fixed-batch-timing",
         ("bench", "m.onnx", "--batch-sizes", "4"),
         "m.onnx is fixed at batch",

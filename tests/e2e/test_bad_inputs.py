@@ -109,6 +109,14 @@ def _odd_onnx_files(root: Path) -> None:
             [weights],
         )
         onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), root / f"{name}.onnx")
+    open_width = helper.make_graph(  # any feature count accepted by the signature; the MatMul needs 64 (fails when run)
+        [helper.make_node("MatMul", ["input", "w"], ["output"])],
+        "open-width",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", "features"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)],
+        [weights],
+    )
+    onnx.save(helper.make_model(open_width, opset_imports=[helper.make_opsetid("", 13)]), root / "open-width.onnx")
 
 
 def _materialize(files: dict, root: Path, artifacts: Path) -> None:
@@ -168,6 +176,7 @@ SAMPLE = (
     "model-returns-tuple",
     "bench-empty-onnx",
     "overwrite-foreign-manifest",
+    "bench-onnx-fails-when-run",  # onnxruntime's own error log (C++, straight to fd 2) stays out of stderr
 )
 
 

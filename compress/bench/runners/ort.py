@@ -73,7 +73,7 @@ class OrtCpuRunner:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[self.spec.optimization])
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # fatal only: its errors come back as exceptions, reported in one line
         for key, value in extra.items():
             setattr(options, key, value)
         return options
