@@ -243,7 +243,30 @@ def _execute(pipeline, args: argparse.Namespace) -> int:
             print(f"report: {out / stage.metrics['report']}")
             if "report_html" in stage.metrics:
                 print(f"report (HTML, self-contained): {out / stage.metrics['report_html']}")
-    return 0
+    return _print_verdict(summary, out)
+
+
+def _print_verdict(summary, out: Path) -> int:
+    """The model to ship and, with an acceptance section, each gate; 1 when a gate is missed."""
+    verdict = summary.verdict
+    if verdict is None:
+        return 0
+    if verdict.recommended:
+        standing, entry = verdict.standing(verdict.recommended), summary.model(verdict.recommended)
+        speed = ", ".join(f"{x.value:.1f}x faster at b{b}" for b, x in standing.speedup.items())
+        fewer = f"{standing.params_ratio:.1f}x fewer parameters, " if standing.params_ratio else ""
+        change = f", {summary.metric.name} {standing.metric_change:+.4f}" if standing.metric_change is not None else ""
+        print(f"recommended: {verdict.recommended} ({fewer}{speed} than {verdict.reference}{change})")
+        if entry is not None and entry.onnx:
+            print(f"  ONNX: {out / entry.onnx}")
+    else:
+        print(f"recommended: none: {verdict.why}")
+    if not verdict.gates:
+        return 0
+    for gate in verdict.gates:
+        print(f"  {'pass' if gate.passed else 'FAIL'}  {gate.name}: wanted {gate.wanted}, measured {gate.measured}")
+    print(f"acceptance: {'passed' if verdict.passed else 'FAILED'} (JUnit: {out / 'acceptance.xml'})")
+    return 0 if verdict.passed else 1
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "no_booleans_as_numbers",
@@ -17,6 +18,7 @@ __all__ = [
     "MAX_BATCH",
     "SevenBitWeights",
     "Agreement",
+    "Acceptance",
 ]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -72,3 +74,40 @@ def _numeric(annotation: Any) -> bool:
     args = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) in (Union, UnionType) else [annotation]
     base = [get_args(a)[0] if get_origin(a) is Annotated else a for a in args]
     return bool(base) and all(b in (int, float) for b in base)
+
+
+class Acceptance(StageConfig):
+    """A recipe's `acceptance` section: what the shipped model must keep and gain against `reference`.
+    A run that misses a gate exits 1 and writes `acceptance.xml` (JUnit) in the run folder."""
+
+    reference: ModelName = Field("teacher", description="the model the others are compared with")
+    model: ModelName | None = Field(None, description="the model the gates check; default: the recommended one")
+    max_metric_drop: float | None = Field(
+        None, ge=0, description="largest tolerated metric drop in metric units (accuracy: 0.005 = half a point; mse: a rise)"
+    )
+    min_speedup: float | dict[int, float] | None = Field(
+        None, description="x faster than the reference (p50): one number for every benchmarked batch size, or {batch: x}"
+    )
+    min_param_reduction: float | None = Field(None, gt=0, description="x fewer parameters than the reference")
+    min_size_reduction: float | None = Field(None, gt=0, description="x smaller ONNX file than the reference")
+    target: str | None = Field(None, description="the benchmark target the latencies come from; default: the run's")
+
+    @field_validator("min_speedup", mode="before")
+    @classmethod
+    def _speedups(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # JSON (the manifest) writes the batch sizes as strings
+            value = {int(b) if isinstance(b, str) and b.isdigit() else b: x for b, x in value.items()}
+        wanted = value.items() if isinstance(value, dict) else [(None, value)] if value is not None else []
+        for batch, x in wanted:
+            if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH):
+                raise ValueError(f"batch size {batch!r} is not a whole number from 1 to {MAX_BATCH}; write {{1: 4, 32: 10}}")
+            if isinstance(x, bool) or not isinstance(x, int | float) or not 0 < x < math.inf:
+                raise ValueError(f"{x!r} is not a positive number (x faster than the reference)")
+        return value
+
+    def speedup_wanted(self, batches: list[str]) -> dict[str, float]:
+        if self.min_speedup is None:
+            return {}
+        if isinstance(self.min_speedup, dict):
+            return {str(b): x for b, x in self.min_speedup.items()}
+        return dict.fromkeys(batches, self.min_speedup)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from compress.config import Acceptance
 from compress.data.spec import TaskSpec
 from compress.data.task import TaskData
 from compress.errors import RecipeError
@@ -35,6 +36,7 @@ class RunContext:
     target: TargetSpec
     seed: int = 0
     quiet: bool = False
+    acceptance: Acceptance | None = None
     models: dict[str, ModelRecord] = field(default_factory=dict)
     stage_dir: Path | None = None
     stage_id: str = ""

@@ -19,7 +19,7 @@ from compress.cores import available_cores
 from compress.errors import ArtifactError, first_line
 from compress.fsio import sha256_file, write_json
 from compress.migrate import upgrade_manifest
-from compress.records import LatencyStats, MetricInfo, ModelRecord
+from compress.records import LatencyStats, MetricInfo, ModelRecord, Summary
 from compress.registry import did_you_mean
 
 __all__ = ["Manifest", "StageRecord", "environment", "config_hash", "MANIFEST"]
@@ -104,6 +104,12 @@ class Manifest(BaseModel):
         if relative is None:
             return None
         return (self._run_dir / relative) if self._run_dir is not None else Path(relative)
+
+    def summary(self) -> Summary:
+        """The run's summary.json: every model and the verdict (`.verdict.recommended`, `.verdict.gates`)."""
+        if self._run_dir is None:
+            raise ArtifactError("this manifest was not read from or written to a run folder", fix="use Manifest.load(path)")
+        return Summary.model_validate_json((self._run_dir / "summary.json").read_text(encoding="utf-8"))
 
     def find(self, stage_id: str) -> StageRecord | None:
         return next((s for s in self.stages if s.id == stage_id), None)

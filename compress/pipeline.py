@@ -17,13 +17,17 @@ import torch
 
 from compress import distributed, rundir
 from compress.bench.runners import TargetSpec
+from compress.config import Acceptance
 from compress.context import RunContext
 from compress.data.spec import TaskSpec
 from compress.errors import ArtifactError, RecipeError
-from compress.fsio import check_writable, sha256_file, write_json
+from compress.fsio import check_writable, sha256_file, write_json, write_text
 from compress.manifest import MANIFEST, Manifest, StageRecord, config_hash, environment, now
 from compress.progress import show_lines
-from compress.records import MetricInfo
+from compress.records import Summary
+from compress.registry import did_you_mean
+from compress.report.summary import build_summary, metric_info
+from compress.report.verdict import junit_xml
 from compress.stages.base import Planned, Stage
 
 __all__ = ["Pipeline"]
@@ -45,13 +49,15 @@ class Pipeline:
         name: str = "run",
         seed: int = 0,
         target: TargetSpec | dict[str, Any] | str | None = None,
+        acceptance: Acceptance | dict[str, Any] | None = None,
     ) -> None:
-        from compress.recipe import stage_of, task_of
+        from compress.recipe import acceptance_of, stage_of, task_of
 
         self.stages = [stage_of(entry, i) for i, entry in enumerate(stages)]
         self.task = task_of(task)
         self.name, self.seed = _checked_name_and_seed(name, seed)
         self.target = _target(target)
+        self.acceptance = acceptance_of(acceptance)
         self.ids = _stage_ids(self.stages)
         self.check()
 
@@ -61,7 +67,7 @@ class Pipeline:
 
         recipe, stages = load_recipe(path)
         try:
-            return cls(stages, task=recipe.task, name=recipe.name, seed=recipe.seed, target=recipe.target)
+            return cls(stages, task=recipe.task, name=recipe.name, seed=recipe.seed, target=recipe.target, acceptance=recipe.acceptance)
         except RecipeError as err:
             raise RecipeError(f"{path}: {err.message}", fix=err.fix) from None
 
@@ -76,6 +82,21 @@ class Pipeline:
                 stage.plan(planned)
             except RecipeError as err:
                 raise RecipeError(f"stages[{i}] ({sid}): {err.message}", fix=err.fix) from None
+        self._check_acceptance(planned)
+
+    def _check_acceptance(self, planned: dict[str, Planned]) -> None:
+        """The acceptance section names models the run makes, and a benchmark stage measures them."""
+        if self.acceptance is None:
+            return
+        for key in ("reference", "model"):
+            name = getattr(self.acceptance, key)
+            if name is not None and name not in planned:
+                raise RecipeError(
+                    f"acceptance.{key}: no model {name!r} is made by the stages; {did_you_mean(name, planned)}models: {', '.join(planned)}",
+                    fix="name one of those models",
+                )
+        if not any(stage.name == "benchmark" for stage in self.stages):
+            raise RecipeError("acceptance needs a benchmark stage: its gates are checked on measured latencies", fix="add - benchmark: {}")
 
     def check_code(self) -> None:
         """Import every factory the run names (task and models) and check each is a callable: `validate`
@@ -115,6 +136,7 @@ class Pipeline:
             "task": self.task.model_dump(mode="json"),
             "target": self.target.model_dump(mode="json"),
             "stages": [{sid: s.cfg.model_dump(mode="json")} for sid, s in zip(self.ids, self.stages, strict=True)],
+            **({"acceptance": self.acceptance.model_dump(mode="json", exclude_none=True)} if self.acceptance else {}),
         }
 
     def run(self, out: str | Path | None = None, *, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> Manifest:
@@ -155,7 +177,7 @@ class Pipeline:
             created=created,
             updated=now(),
             environment=environment(self.target.deploy_cpu().as_dict()),
-            metric=MetricInfo(name=ctx.task.metric.name, higher_is_better=ctx.task.metric.higher_is_better),
+            metric=metric_info(ctx.task),
         )
         manifest._run_dir = run_dir
         rundir.save_manifest(manifest, previous, run_dir)  # from now on the folder is a run that --resume can continue
@@ -167,14 +189,16 @@ class Pipeline:
             manifest.stages.append(record)
             rundir.save_manifest(manifest, previous, run_dir)
             rundir.clear_scratch(run_dir / sid)  # only now: a stop before this line still finds the stage's work
-            _write_summary(ctx)
+            summary = _write_summary(ctx)
             parent = sid
             distributed.barrier()
+        _conclude(summary, run_dir, self.name)
         return manifest
 
     def _context(self, run_dir: Path, quiet: bool) -> RunContext:
         torch.set_num_threads(max(1, self.target.num_threads // distributed.local_world_size()))
-        return RunContext(run_dir=run_dir, task=self.task.load(), target=self.target, seed=self.seed, quiet=quiet)
+        task = self.task.load()
+        return RunContext(run_dir=run_dir, task=task, target=self.target, seed=self.seed, quiet=quiet, acceptance=self.acceptance)
 
     def _follow(self, run_dir: Path) -> Manifest:
         """A rank other than 0 under torchrun: take part in every `every_rank` stage that rank 0 runs,
@@ -205,6 +229,8 @@ class Pipeline:
         cfg = stage.cfg.model_dump(mode="json")
         inputs = {p: hashes.get(p) or sha256_file(ctx.path(p)) for rec in ctx.models.values() for p in rec.files()}
         settings = {k: v for k, v in self.settings().items() if k in ("seed", "task", "target")}
+        if stage.shows_verdict and self.acceptance is not None:
+            settings["acceptance"] = self.acceptance.model_dump(mode="json")
         if stage.cpu_dependent:
             cpu = self.target.deploy_cpu()
             settings["cpu"] = {"target": cpu.kind.name, "host": cpu.host.name}
@@ -288,7 +314,16 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _write_summary(ctx: RunContext) -> None:
-    from compress.report.summary import build_summary
+def _write_summary(ctx: RunContext) -> Summary:
+    summary = build_summary(ctx)
+    write_json(ctx.run_dir / rundir.SUMMARY, summary.model_dump(mode="json"))
+    return summary
 
-    write_json(ctx.run_dir / rundir.SUMMARY, build_summary(ctx).model_dump(mode="json"))
+
+ACCEPTANCE_XML = "acceptance.xml"
+
+
+def _conclude(summary: Summary, run_dir: Path, name: str) -> None:
+    """With an acceptance section: `acceptance.xml` (JUnit), one test case per gate (the CLI prints them)."""
+    if summary.verdict is not None and summary.verdict.gates:
+        write_text(run_dir / ACCEPTANCE_XML, junit_xml(summary.verdict, name))

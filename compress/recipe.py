@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from compress.bench.runners import TargetSpec
-from compress.config import NAME_PATTERN, no_booleans_as_numbers
+from compress.config import NAME_PATTERN, Acceptance, no_booleans_as_numbers
 from compress.data.spec import TaskSpec
 from compress.errors import RecipeError
 from compress.stages import STAGES, Stage
@@ -29,6 +30,9 @@ class Recipe(BaseModel):
     task: TaskSpec
     target: TargetSpec = Field(default_factory=TargetSpec)
     stages: list[dict[str, Any]] = Field(min_length=1, description="'- <stage>: {config}' entries; a bare '- <stage>' uses defaults")
+    acceptance: Acceptance | None = Field(
+        None, description="gates the shipped model must meet against a reference; a run that misses one exits 1 (JUnit)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -167,6 +171,16 @@ def stage_of(entry: Stage | str | dict[str, Any], index: int, source: str = "<pi
     return _stage(entry, index, source, None)
 
 
+def acceptance_of(acceptance: Acceptance | dict[str, Any] | None) -> Acceptance | None:
+    """The acceptance section from the API's forms: the model, or the recipe's mapping."""
+    if acceptance is None or isinstance(acceptance, Acceptance):
+        return acceptance
+    try:
+        return Acceptance.model_validate(acceptance)
+    except ValidationError as err:
+        raise _error(err, ("acceptance",), Acceptance, "<pipeline>", None) from None
+
+
 def task_of(task: TaskSpec | str | dict[str, Any]) -> TaskSpec:
     """The run's task from the API's forms: a spec, a built-in task name, or the recipe's mapping."""
     if isinstance(task, TaskSpec):
@@ -256,10 +270,11 @@ def format_validation_error(error: dict[str, Any], model: type[BaseModel]) -> st
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     for part in loc:
         field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        options = [getattr(field, "annotation", None), *typing.get_args(getattr(field, "annotation", None))]  # `Model | None` too
+        found = next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if found is None:
             return None
-        model = annotation
+        model = found
     return model
 
 

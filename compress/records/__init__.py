@@ -24,6 +24,7 @@ from compress.records.results import (
     Tuning,
 )
 from compress.records.summary import SUMMARY_SCHEMA, MetricInfo, RunEnvironment, Summary, SummaryEntry
+from compress.records.verdict import GateCheck, Speedup, Standing, Verdict
 
 __all__ = [
     "ModelRecord",
@@ -50,5 +51,9 @@ __all__ = [
     "RunEnvironment",
     "MetricInfo",
     "merge_scores",
+    "Verdict",
+    "Standing",
+    "Speedup",
+    "GateCheck",
     "SUMMARY_SCHEMA",
 ]

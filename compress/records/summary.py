@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from compress.records.model import ModelRecord
 from compress.records.results import Record, Score
+from compress.records.verdict import Verdict
 
 SUMMARY_SCHEMA = 2
 
@@ -51,6 +52,7 @@ class RunEnvironment(BaseModel):
 class MetricInfo(Record):
     name: str
     higher_is_better: bool
+    test_samples: int | None = Field(None, description="size of the test split (a metric change in samples)")
 
 
 class SummaryEntry(ModelRecord):
@@ -72,6 +74,7 @@ class Summary(Record):
     target: str
     threads: int
     models: list[SummaryEntry]
+    verdict: Verdict | None = Field(None, description="the recommended model and the acceptance gates (after a benchmark)")
 
     @classmethod
     def of(cls, task: str, metric: MetricInfo | None, target: str, threads: int, records: list[ModelRecord]) -> Summary:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from compress.records import Controller, Deployed, ModelRecord, PruneResult, QuantResult, RunEnvironment, Speed, Summary, Tuning
+from compress.report.headline import headline_section
 
 __all__ = ["render_markdown"]
 
@@ -57,6 +58,7 @@ def render_markdown(
     head += [f"latency b{b} p50 / p90 (ms)" for b in batches]
     threads = f"{summary.threads} thread" + ("s" if summary.threads != 1 else "")
     lines = [f"# {title}", "", f"Task `{summary.task}`, target `{target}` with {threads}.", ""]
+    lines += [*headline_section(summary), ""] if summary.verdict else []
     cpu = environment.deploy_cpu
     if cpu and cpu.target != cpu.host:
         lines += [f"> Latencies were measured on this `{cpu.host}` machine; the deployment CPU is `{cpu.target}`.", ""]
@@ -68,7 +70,7 @@ def render_markdown(
         row += [_num(m.params), _num(m.macs), _size(m.size_bytes)]
         lines.append("| " + " | ".join(row + [_latency(m, target, b) for b in batches]) + " |")
     lines += _fidelity_notes(models)
-    lines += _relative_section(summary, reference, target, batches)
+    lines += [] if summary.verdict else _relative_section(summary, reference, target, batches)
     lines += _parity_section(models)
     for m in models:
         if m.prune:

@@ -6,17 +6,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from compress.bench.runners import TargetSpec
+from compress.config import Acceptance
 from compress.context import RunContext
+from compress.data.task import TaskData
 from compress.records import SUMMARY_SCHEMA, MetricInfo, ModelRecord, Summary
+from compress.report.verdict import decide
 
-__all__ = ["build_summary", "summary_of", "SUMMARY_SCHEMA"]
+__all__ = ["build_summary", "summary_of", "metric_info", "SUMMARY_SCHEMA"]
+
+
+def metric_info(task: TaskData) -> MetricInfo:
+    return MetricInfo(name=task.metric.name, higher_is_better=task.metric.higher_is_better, test_samples=len(task.test))
 
 
 def build_summary(ctx: RunContext) -> Summary:
-    metric = MetricInfo(name=ctx.task.metric.name, higher_is_better=ctx.task.metric.higher_is_better)
-    return summary_of(ctx.task.name, metric, ctx.target, ctx.models.values())
+    return summary_of(ctx.task.name, metric_info(ctx.task), ctx.target, ctx.models.values(), ctx.acceptance)
 
 
-def summary_of(task: str, metric: MetricInfo | None, target: TargetSpec, records: Iterable[ModelRecord]) -> Summary:
-    """The summary from plain records: what a run context holds, or what a manifest replays."""
-    return Summary.of(task, metric, target.name, target.num_threads, list(records))
+def summary_of(
+    task: str, metric: MetricInfo | None, target: TargetSpec, records: Iterable[ModelRecord], acceptance: Acceptance | None = None
+) -> Summary:
+    """The summary from plain records: what a run context holds, or what a manifest replays; with the
+    verdict (the recommended model, the acceptance gates) once the reference is benchmarked."""
+    summary = Summary.of(task, metric, target.name, target.num_threads, list(records))
+    return summary.model_copy(update={"verdict": decide(summary, acceptance)})

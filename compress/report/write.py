@@ -84,6 +84,7 @@ def _check_out(run_dir: Path, out: Path) -> None:
 def load_run(run_dir: Path) -> tuple[Summary, dict[str, Any]]:
     """(summary, environment) of a run folder, rebuilt from its manifest's recorded model changes."""
     from compress.bench.runners import TargetSpec
+    from compress.config import Acceptance
     from compress.errors import ArtifactError
     from compress.manifest import MANIFEST, Manifest
     from compress.report.summary import summary_of
@@ -101,7 +102,9 @@ def load_run(run_dir: Path) -> tuple[Summary, dict[str, Any]]:
     task = manifest.recipe.get("task", {})
     target = TargetSpec.model_validate(manifest.recipe.get("target") or {})
     name = task.get("name") or task.get("env") or task.get("factory") or "custom"
-    return summary_of(name, manifest.metric, target, manifest.records().values()), environment
+    acceptance = manifest.recipe.get("acceptance")
+    acceptance = Acceptance.model_validate(acceptance) if acceptance else None
+    return summary_of(name, manifest.metric, target, manifest.records().values(), acceptance), environment
 
 
 def write_run_report(

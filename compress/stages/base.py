@@ -71,6 +71,8 @@ class Stage:
     cpu_dependent: ClassVar[bool] = False
     """True for stages whose result depends on the deployment CPU and this host's kind (INT8 formats and
     checks): `target.cpu: auto` on another kind of machine then runs them again instead of reusing them."""
+    shows_verdict: ClassVar[bool] = False
+    """True for a stage whose output shows the verdict: a changed acceptance section re-runs it on resume."""
 
     def __init__(self, cfg: StageConfig | None = None, /, **kwargs: Any) -> None:
         if cfg is not None and kwargs:

@@ -27,6 +27,7 @@ class ReportConfig(StageConfig):
 class Report(Stage):
     """Write report.md comparing every model of the run with the reference model."""
 
+    shows_verdict = True
     name = "report"
     Config = ReportConfig
 

@@ -294,3 +294,26 @@ def test_the_one_line_compress_command_runs_the_whole_chain_on_your_model(tmp_pa
     assert stages[1][1]["model"]["arch"] == "mlp" and stages[1][1]["loss"] == "mse"  # feature vectors, regression
     bad = cli("compress", "--model", "mymodels:make_net", "--task", "digit", cwd=tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "digit" in bad.stderr
+
+
+def test_a_missed_acceptance_gate_exits_1_with_a_junit_failure_naming_it(tmp_path, write_recipe, tiny_recipe):
+    from xml.etree import ElementTree as ET
+
+    tiny_recipe["acceptance"] = {"max_metric_drop": 1.0, "min_param_reduction": 1000, "min_speedup": {4: 1.0e-3}}
+    missed = cli("run", write_recipe(tiny_recipe), "--out", tmp_path / "run", cwd=tmp_path)
+    assert missed.returncode == 1, missed.stderr
+    assert "recommended: student (" in missed.stdout and "acceptance: FAILED" in missed.stdout
+    assert "  FAIL  fewer parameters: wanted >= 1000x, measured " in missed.stdout
+    cases = {c.get("name"): c for c in ET.parse(tmp_path / "run" / "acceptance.xml").iter("testcase")}
+    assert set(cases) == {"accuracy drop", "speedup at batch 4", "fewer parameters"}
+    failure = cases["fewer parameters"].find("failure")
+    assert failure is not None and "student: fewer parameters: wanted >= 1000x, measured" in failure.get("message")
+    assert cases["accuracy drop"].find("failure") is None and cases["speedup at batch 4"].find("failure") is None
+    report = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "fewer parameters" in report  # the report shows the gates the run was judged on
+    tiny_recipe["acceptance"]["min_param_reduction"] = 2  # the same run judged again: nothing retrained
+    met = cli("run", write_recipe(tiny_recipe), "--out", tmp_path / "run", "--resume", cwd=tmp_path)
+    assert met.returncode == 0 and "acceptance: passed" in met.stdout and "reused stages: train, distill, export, benchmark" in met.stdout
+    tiny_recipe["acceptance"]["reference"] = "teachr"
+    bad = cli("validate", write_recipe(tiny_recipe), cwd=tmp_path)
+    assert bad.returncode == 2 and "acceptance.reference: no model 'teachr'" in bad.stderr and "did you mean 'teacher'" in bad.stderr

@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from compress.bench.runners import TargetSpec
+from compress.config import Acceptance
 from compress.bench.timing import TimingConfig
 from compress.data.spec import TaskSpec
 from compress.distill.controller import ControllerConfig
@@ -207,6 +208,16 @@ TOP_CASES = {
     "task": ({"name": "digitz"}, "unknown task 'digitz'"),
     "target": ({"name": "gpu"}, "unknown benchmark target 'gpu'"),
     "stages": ([], "at least 1 item"),
+    "acceptance": ({"min_speedups": 2}, "unknown key; did you mean 'min_speedup'"),
+}
+ACCEPTANCE_CASES = {
+    "reference": ("a b", "a name uses letters, digits"),
+    "model": ("../x", "a name uses letters, digits"),
+    "max_metric_drop": (-0.01, "greater than or equal to 0"),
+    "min_speedup": ({32: -1}, "-1 is not a positive number"),
+    "min_param_reduction": (0, "greater than 0"),
+    "min_size_reduction": (True, "true is not a number"),
+    "target": (3, "valid string"),
 }
 TASK_CASES = {
     "name": ("digitz", "did you mean 'digits'"),
@@ -257,6 +268,7 @@ def test_every_option_has_a_case():
         (Schedule, SCHEDULE_CASES),
         (TimingConfig, TIMING_CASES),
         (Recipe, TOP_CASES),
+        (Acceptance, ACCEPTANCE_CASES),
         (TaskSpec, TASK_CASES),
         (TargetSpec, TARGET_CASES),
         (PruneTarget, PRUNE_TARGET_CASES),
@@ -376,6 +388,14 @@ def test_bad_calibration_option(key):
     value, fragment = CALIBRATION_CASES[key]
     message = _message(_with_stage("quantize", {"calibration": {key: value}}))
     assert f"quantize.calibration.{key}" in message and fragment in message, message
+
+
+@pytest.mark.parametrize("key", list(ACCEPTANCE_CASES))
+def test_bad_acceptance_setting(key):
+    value, fragment = ACCEPTANCE_CASES[key]
+    data = {**copy.deepcopy(TINY), "acceptance": {key: value}}
+    message = _message(data)
+    assert message.startswith("<recipe>: acceptance") and key in message and fragment in message, message
 
 
 @pytest.mark.parametrize("key", list(TUNE_CASES))
