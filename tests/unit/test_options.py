@@ -9,8 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from compress.bench.runners import TargetSpec
-from compress.config import Acceptance
 from compress.bench.timing import TimingConfig
+from compress.config import Acceptance
 from compress.data.spec import TaskSpec
 from compress.distill.controller import ControllerConfig
 from compress.distill.dagger import DaggerConfig
