@@ -5,6 +5,7 @@ interval, metric change with its noise and in test samples), and the acceptance 
 from __future__ import annotations
 
 from compress.records import MetricInfo, Standing, Summary, Verdict
+from compress.report.words import ratio_words, speed_words
 
 __all__ = ["headline_section"]
 
@@ -16,11 +17,11 @@ def headline_section(summary: Summary) -> list[str]:
     metric = summary.metric
     lines = ["## Verdict", "", _recommendation(verdict), ""]
     batches = sorted({b for s in verdict.standings for b in s.speedup}, key=int)
-    head = ["model", f"{metric.name} vs `{verdict.reference}`", "fewer parameters", "smaller file", *(f"faster at b{b}" for b in batches)]
+    head = ["model", f"{metric.name} vs `{verdict.reference}`", "parameters", "ONNX file", *(f"latency p50, batch {b}" for b in batches)]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in verdict.standings:
         name = f"**{s.model}** (recommended)" if s.model == verdict.recommended else s.model
-        row = [name, _change(s, metric), _times(s.params_ratio), _times(s.size_ratio)]
+        row = [name, _change(s, metric), _times(s.params_ratio, "fewer", "more"), _times(s.size_ratio, "smaller", "larger")]
         lines.append("| " + " | ".join(row + [_speed(s, b) for b in batches]) + " |")
     lines += ["", _legend(verdict, metric, any(x.noisy for s in verdict.standings for x in s.speedup.values()))]
     return lines + _gates(verdict)
@@ -32,15 +33,15 @@ def _recommendation(verdict: Verdict) -> str:
     return f"**Ship `{verdict.recommended}`** on `{verdict.target}`: {verdict.why}."
 
 
-def _times(ratio: float | None) -> str:
-    return "n/a" if ratio is None else f"{ratio:.1f}x"
+def _times(ratio: float | None, better: str, worse: str) -> str:
+    return "n/a" if ratio is None else ratio_words(ratio, better, worse)
 
 
 def _speed(s: Standing, batch: str) -> str:
     x = s.speedup.get(batch)
     if x is None:
         return "n/a"
-    text = f"{x.value:.1f}x [{x.low:.1f}, {x.high:.1f}]"
+    text = speed_words(x.value, x.low, x.high)
     return f"{text} (noisy)" if x.noisy else text
 
 
@@ -60,8 +61,8 @@ def _legend(verdict: Verdict, metric: MetricInfo, noisy: bool) -> str:
     tolerance = f"{100 * verdict.tolerance:.2f} points" if metric.name == "accuracy" else f"{verdict.tolerance:.4g}"
     source = "the recipe's acceptance section" if verdict.tolerance_from == "acceptance" else "the default"
     text = (
-        f"Ratios are `{verdict.reference}` / model (higher is better); speedups are p50 ratios with a 95% bootstrap interval "
-        f"over the benchmark's rounds; ✗ marks a drop in {metric.name} beyond {tolerance} ({source}). "
+        f"Each model against `{verdict.reference}`: latency is `{verdict.reference}`'s p50 / the model's p50, with a 95% bootstrap "
+        f"interval over the benchmark's rounds; ✗ marks a drop in {metric.name} beyond {tolerance} ({source}). "
         f"The recommended model is ranked by the {verdict.ranked_by}."
     )
     if metric.name == "accuracy":

@@ -202,9 +202,9 @@ def test_every_command_takes_the_log_options(write_recipe, tiny_recipe, tmp_path
 def test_packaged_recipes_are_listed_and_run_by_name_from_any_folder(tmp_path):
     listing = cli("recipes", cwd=tmp_path)
     assert listing.returncode == 0 and listing.stdout.startswith("acrobot_policy ")
-    assert "digits_edge            Digits (scikit-learn's 8x8 images): a residual CNN teacher" in listing.stdout
+    assert "digits_edge            Digits (scikit-learn's 8x8 images), the whole chain: a residual CNN teacher" in listing.stdout
     ok = cli("validate", "digits_edge", "mnist1d_int8.yaml", cwd=tmp_path)
-    assert ok.returncode == 0 and "digits_edge: ok (5 stages" in ok.stdout, ok.stderr
+    assert ok.returncode == 0 and "digits_edge: ok (7 stages" in ok.stdout, ok.stderr
     missing = cli("validate", "digits_egde", cwd=tmp_path)
     assert missing.returncode == 2 and "name a packaged recipe: acrobot_policy" in missing.stderr and "digits_edge" in missing.stderr
     (tmp_path / "digits_edge").mkdir()  # a folder of that name here: the user's path wins, with its own error

@@ -55,7 +55,7 @@ def test_summary_json_follows_the_documented_schema(tiny_run):
     run_dir, _ = tiny_run
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["schema_version"] == 2 and summary["task"] == "digits"
-    assert summary["metric"] == {"name": "accuracy", "higher_is_better": True}
+    assert summary["metric"] == {"name": "accuracy", "higher_is_better": True, "test_samples": 360}
     by_name = {m["name"]: m for m in summary["models"]}
     assert set(by_name) == {"teacher", "student"}
     for entry in by_name.values():
@@ -83,10 +83,10 @@ def test_report_has_the_comparison_table(tiny_run):
     report = (run_dir / "report" / "report.md").read_text()
     assert "| model | arch | format | accuracy (ONNX Runtime, test) | params | MACs | ONNX size |" in report
     assert "| teacher | mlp | fp32 |" in report and "| student | mlp | fp32 |" in report
-    assert "Relative to `teacher`" in report and "## Environment" in report
+    assert "## Verdict" in report and "## Environment" in report
     models = {m["name"]: m for m in json.loads((run_dir / "summary.json").read_text())["models"]}
     change = 100 * (models["student"]["metric"]["value"] - models["teacher"]["metric"]["value"])
-    assert f"- `student`: accuracy {change:+.2f} points" in report
+    assert f"| {change:+.2f} points (" in report  # the student's row of the verdict table
     student_params = json.loads((run_dir / "summary.json").read_text())["models"][1]["params"]
     assert f"{student_params:,}" in report
 
@@ -105,13 +105,13 @@ def test_benchmark_results_file_describes_the_runner(tiny_run):
 def test_html_report_is_self_contained_with_figures(tiny_run):
     run_dir, _ = tiny_run
     html = (run_dir / "report" / "report.html").read_text()
-    assert html.count('src="data:image/png;base64,') == 4  # waterfall, Pareto, latency distributions, parity
+    assert html.count('src="data:image/png;base64,') == 5  # ratios, Pareto, training curves, latency distributions, parity
     assert 'src="plots/' not in html and "http://" not in html and "https://" not in html
     assert "<h2>Environment</h2>" in html and "<table>" in html and "<h2>Latency</h2>" in html
-    for name in ("waterfall", "pareto", "latency", "parity"):
+    for name in ("ratios", "pareto", "training", "latency", "parity"):
         png = (run_dir / "report" / "plots" / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
-    assert "![What each stage changed](plots/waterfall.png)" in (run_dir / "report" / "report.md").read_text()
+    assert "![Each model against the reference](plots/ratios.png)" in (run_dir / "report" / "report.md").read_text()
 
 
 def test_report_command_rebuilds_the_report_from_the_manifest(tiny_run, tmp_path):

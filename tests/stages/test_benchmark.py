@@ -46,16 +46,17 @@ def test_an_unavailable_target_fails_before_training_and_names_the_fix(tmp_path)
 
 
 @pytest.mark.slow
-def test_demo_recipe_report_has_waterfall_pareto_and_environment(tmp_path):
+def test_demo_recipe_runs_the_whole_chain_and_its_report_decides(tmp_path):
     from tests.conftest import REPO
 
     run_dir = tmp_path / "demo"
     Pipeline.from_recipe(REPO / "pipelines" / "digits_edge.yaml").run(run_dir, quiet=True)
     md = (run_dir / "report" / "report.md").read_text()
-    assert "![What each stage changed](plots/waterfall.png)" in md
+    assert "![Each model against the reference](plots/ratios.png)" in md and "## Verdict" in md and "Acceptance gates on" in md
     assert "## Accuracy vs latency: every candidate the run produced" in md and "(plots/pareto.png)" in md
     assert "## Environment" in md and "target `ort-cpu`: onnxruntime" in md
     html = (run_dir / "report" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert {m["name"] for m in summary["models"]} == {"teacher", "student"}
+    assert {m["name"] for m in summary["models"]} == {"teacher", "student", "student_pruned", "student_int8", "student_pruned_int8"}
+    assert summary["verdict"]["recommended"] in {m["name"] for m in summary["models"]} - {"teacher"}

@@ -171,3 +171,20 @@ def test_init_writes_the_template_the_compress_command_runs(task, teacher, check
 
     text = starter_recipe("mine", "mine.yaml", task=task, teacher=teacher, checkpoint=checkpoint)
     assert yaml.safe_load(text) == chain_recipe("mine", task=task, teacher=teacher, checkpoint=checkpoint)
+
+
+def test_the_readme_python_example_builds_the_demo_recipe_run(monkeypatch):
+    """The README's Python example, run up to `pipeline.run`, builds the same run as the demo recipe."""
+    import re
+    from pathlib import Path
+
+    from compress.pipeline import Pipeline
+
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    block = re.search(r"```python\nfrom compress import Pipeline\n(.*?)```", readme, re.S).group(0)[len("```python\n") : -3]
+    code = block.split("manifest = pipeline.run")[0]
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    ours, recipe = scope["pipeline"].settings(), Pipeline.from_recipe(repo / "compress" / "recipes" / "digits_edge.yaml").settings()
+    assert ours == recipe
