@@ -300,7 +300,8 @@ def _speed(ctx: RunContext, path: Path, fp32: Path) -> Speed:
 
 
 def describe_check(checked: Int8Check, what: str = "FP32") -> str:
-    """The stage's lines about a checked INT8 file: agreement, where it was measured, speed, float ops left."""
+    """The stage's lines about a checked INT8 file (one fact per line, each indented like the first): agreement,
+    where it was measured, speed, float ops left."""
     d, speed = checked.deployed, checked.speed
     parts = []
     if d.deployed is not None:
@@ -314,8 +315,9 @@ def describe_check(checked: Int8Check, what: str = "FP32") -> str:
         parts.append(f"note: {d.portability}")
     if speed and speed.measured:
         verdict = "" if speed.pays_off else ": INT8 does not pay off on this CPU"
-        parts.append(f"{speed.speedup:.2f}x its FP32 file at batch {speed.batch}{verdict}")
+        pace = f"{speed.speedup:.2f}x faster" if speed.speedup >= 1 else f"{1 / speed.speedup:.2f}x slower"
+        parts.append(f"{pace} than its FP32 file at batch {speed.batch}{verdict}")
     elif speed:
         parts.append(f"speed not measured ({speed.why})")
     left = ", ".join(f"{op} x{c}" for op, c in checked.float_ops.items()) or "none"
-    return "; ".join([*parts, f"float ops left: {left}"])
+    return "\n    ".join([*parts, f"float ops left: {left}"])

@@ -128,6 +128,9 @@ def test_a_piped_run_logs_plain_lines_not_progress_bars(write_recipe, tiny_recip
     """Outside a terminal (a CI log), each training task gives a few plain lines: no carriage returns, no
     line of bar redraws (they were 9-14k characters each), no matplotlib font-cache chatter."""
     tiny_recipe["stages"][1]["distill"]["epochs"] = 10
+    stages = tiny_recipe["stages"]  # the whole chain's stages, so each one's lines are in the log
+    prune = {"prune": {"model": "student", "target": {"kind": "ratio", "value": 0.25}, "finetune": {"epochs": 0, "final_epochs": 1}}}
+    tiny_recipe["stages"] = [*stages[:2], prune, stages[2], {"quantize": {"models": ["student"]}}, *stages[3:]]
     result = cli("run", write_recipe(tiny_recipe), "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     log = result.stdout + result.stderr
