@@ -4,12 +4,10 @@ latencies of a summary, short number labels and log axes whose ticks read as pla
 from __future__ import annotations
 
 import io
-import math
 
 from compress.records import LatencyStats, ModelRecord, Summary
 
 __all__ = [
-    "difference_noise",
     "GOOD",
     "BAD",
     "NEUTRAL",
@@ -78,14 +76,6 @@ def log_axis(ax, axis: str = "x") -> None:
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     target.set_minor_formatter(FuncFormatter(minor))
     ax.tick_params(axis=axis, which="both", labelsize=7)
-
-
-def difference_noise(p: float | None, q: float | None, n: int | None) -> float | None:
-    """1.96 standard errors of the difference of two accuracies p and q measured on n test samples each
-    (what the verdict reports; drawn here too where a run has no verdict)."""
-    if p is None or q is None or not n:
-        return None
-    return 1.96 * math.sqrt((p * (1 - p) + q * (1 - q)) / n)
 
 
 def latency_keys(models: list[ModelRecord]) -> list[tuple[str, str]]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 
 from compress.records import ModelRecord, Summary
-from compress.report.figure import BAD, GOOD, INK, NEUTRAL, NOISY, difference_noise, log_axis, plt, png, stats
+from compress.report.figure import BAD, GOOD, INK, NEUTRAL, NOISY, log_axis, plt, png, stats
+from compress.report.verdict import binomial_noise
 
 __all__ = ["pareto", "pareto_figure", "pareto_front", "pareto_batches"]
 
@@ -143,7 +144,7 @@ def _noise(summary: Summary, ys) -> float:
     if summary.metric.name != "accuracy":
         return 0.0
     best = max(ys)
-    return difference_noise(best, best, summary.metric.test_samples) or 0.0
+    return binomial_noise(best, best, summary.metric.test_samples) or 0.0
 
 
 def _tolerance(ax, summary: Summary, verdict, target: str) -> None:

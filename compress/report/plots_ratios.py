@@ -9,7 +9,8 @@ import math
 from dataclasses import dataclass
 
 from compress.records import ModelRecord, Summary
-from compress.report.figure import BAD, GOOD, INK, NOISY, difference_noise, latency_keys, plt, png, short, stats
+from compress.report.figure import BAD, GOOD, INK, NOISY, latency_keys, plt, png, short, stats
+from compress.report.verdict import binomial_noise
 from compress.report.words import ratio_words
 
 __all__ = ["Bar", "RatioPanel", "MetricRow", "ratio_panels", "metric_rows", "ratios", "ratios_figure", "shared_limits"]
@@ -106,7 +107,7 @@ def _row(name: str, value: float, reference: float, metric) -> MetricRow:
     """A change without a verdict: its sampling noise and test samples computed here (classification accuracy)."""
     n = metric.test_samples if metric.name == "accuracy" else None
     samples = round((value - reference) * n) if n else None
-    return MetricRow(name, value - reference, samples, difference_noise(value, reference, n), None)
+    return MetricRow(name, value - reference, samples, binomial_noise(value, reference, n), None)
 
 
 def ratios(summary: Summary, reference: str | None) -> bytes | None:

@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 from compress.config import Acceptance
 from compress.records import GateCheck, LatencyStats, MetricInfo, ModelRecord, Speedup, Standing, Summary, Verdict
 
-__all__ = ["decide", "junit_xml", "DEFAULT_DROP"]
+__all__ = ["decide", "junit_xml", "binomial_noise", "DEFAULT_DROP"]
 
 DEFAULT_DROP = 0.01
 """Without an acceptance section: one point of accuracy (a higher-is-better metric), else 1% of the reference's value."""
@@ -71,7 +71,7 @@ def _standing(
         metric=value,
         metric_change=change,
         samples_changed=round(change * n) if counted else None,
-        noise=_binomial_noise(value, ref_value, n) if counted else None,
+        noise=binomial_noise(value, ref_value, n) if counted else None,
         params_ratio=_ratio(reference.params, model.params),
         size_ratio=_ratio(reference.size_bytes, model.size_bytes),
         speedup={b: s for b in batches if (s := _speedup(model, reference, target, b)) is not None},
@@ -83,7 +83,7 @@ def _ratio(reference: float | None, model: float | None) -> float | None:
     return reference / model if reference and model else None
 
 
-def _binomial_noise(p: float | None, q: float | None, n: int | None) -> float | None:
+def binomial_noise(p: float | None, q: float | None, n: int | None) -> float | None:
     """1.96 standard errors of a difference of two accuracies measured on n test samples each."""
     if p is None or q is None or not n:
         return None
