@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
-from _results import RESULTS, provenance
+from peer_report import write
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -141,8 +141,12 @@ def quantize(args: argparse.Namespace, key: str, model: Model, tool_name: str, i
     tool, run = TOOLS[tool_name], args.work / model.recipe
     fp32, calib = run / "export" / f"{model.name}.onnx", calibration(args, model.task)
     out = args.work / "int8" / key.replace(" ", "_") / f"{tool_name}.onnx"
+    record = out.with_suffix(".json")
+    if args.reuse and out.exists() and record.exists():
+        return json.loads(record.read_text())
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
+    for stale in (out, out.with_name(out.name + ".data"), record):
+        stale.unlink(missing_ok=True)
     python = venv_python(args, tool)
     if not python.exists():
         return {"error": f"no virtual environment at {python.parent.parent}: run python benchmarks/peers.py --setup"}
@@ -156,7 +160,8 @@ def quantize(args: argparse.Namespace, key: str, model: Model, tool_name: str, i
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=args.work, timeout=1800, check=False)
     lines = done.stdout.strip().splitlines()
     if done.returncode == 0 and lines and out.exists():
-        return {**json.loads(lines[-1]), "file": str(out)}
+        record.write_text(json.dumps({**json.loads(lines[-1]), "file": str(out)}))
+        return json.loads(record.read_text())
     return {"error": error_line(done.stderr or done.stdout), "returncode": done.returncode}
 
 
@@ -171,7 +176,7 @@ def error_line(text: str) -> str:
 
 
 def measure_model(args: argparse.Namespace, key: str, model: Model, quantized: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    from peer_measure import census, int8_format, interleaved, scores
+    from peer_measure import census, int8_format, interleaved, scores, size_bytes
 
     from compress.data.builtin import TASKS
 
@@ -181,7 +186,7 @@ def measure_model(args: argparse.Namespace, key: str, model: Model, quantized: d
     x = task.example_input(len(task.test), split="test").numpy()
     labels = np.asarray([task.test[i][1] for i in range(len(task.test))])
     rows = {
-        name: {"size_bytes": path.stat().st_size, "format": int8_format(path), "census": census(path, args.threads)}
+        name: {"size_bytes": size_bytes(path), "format": int8_format(path), "census": census(path, args.threads)}
         for name, path in files.items()
     }
     sources = {name: (path, {}) for name, path in files.items()}
@@ -206,128 +211,6 @@ def measure_model(args: argparse.Namespace, key: str, model: Model, quantized: d
     return {"model": {"recipe": model.recipe, "name": model.name, "task": model.task, "fp32": str(fp32)}, "rows": ordered}
 
 
-# ---------------------------------------------------------------- writing
-
-
-def ops_text(ops: dict[str, int]) -> str:
-    return ", ".join(f"{op} x{n}" for op, n in sorted(ops.items())) or "none"
-
-
-def table(result: dict[str, Any]) -> list[str]:
-    header = ["tool", "INT8 format", "test accuracy", "agreement with FP32", "b1 p50 ms [p25-p75]", "b32 p50 ms [p25-p75]"]
-    header += ["speedup vs FP32 b1 / b32", "ops ORT runs in float (integer kernels)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, row in result["rows"].items():
-        if "latency" not in row:
-            error = row["tool"].get("error", "no file")
-            lines.append(f"| {name} | **failed**: `{error}` |" + " - |" * (len(header) - 2))
-            continue
-        lat, c = row["latency"], row["census"]
-        ms = [f"{lat[b]['p50_ms']:.4f} [{lat[b]['p25_ms']:.4f}-{lat[b]['p75_ms']:.4f}]" for b in ("1", "32")]
-        speed = "1 (reference)" if name == "FP32" else f"{lat['1']['speedup']:.2f}x / **{lat['32']['speedup']:.2f}x**"
-        integer = sum(c["integer_kernels"].values())
-        fmt = "FP32" if name == "FP32" else row["format"]["label"]
-        agreement = "-" if name == "FP32" else f"{row['agreement']:.4f}"
-        cells = [name, fmt, f"{row['accuracy']:.4f}", agreement, *ms, speed, f"{ops_text(c['float_ops'])} ({integer})"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def summary(key: str, result: dict[str, Any]) -> str:
-    """Who is fastest and most accurate on this model, and what each tool leaves in float."""
-    measured = {n: r for n, r in result["rows"].items() if n != "FP32" and "latency" in r}
-    rows = {n: r for n, r in measured.items() if "session_config" not in r}
-    if not rows:
-        return f"{key}: no tool produced a file."
-    fp32, speed = result["rows"]["FP32"], {n: r["latency"]["32"]["speedup"] for n, r in measured.items()}
-    fastest = sorted(rows, key=lambda n: -speed[n])
-    best = max(r["accuracy"] for r in rows.values())
-    parts = [
-        f"**{key}** (FP32 accuracy {fp32['accuracy']:.4f}): fastest at batch 32 is {fastest[0]} ({speed[fastest[0]]:.2f}x FP32), "
-        "then " + ", ".join(f"{n} {speed[n]:.2f}x" for n in fastest[1:]) + f"; at batch 1 the fastest is "
-        f"{max(rows, key=lambda n: rows[n]['latency']['1']['speedup'])}. Most accurate: "
-        f"{', '.join(n for n in rows if rows[n]['accuracy'] == best)} ({best:.4f})."
-    ]
-    if "ours" in rows and fastest[0] != "ours":
-        parts.append(
-            f"{fastest[0]} beats ours at batch 32 by {100 * (speed[fastest[0]] / speed['ours'] - 1):.0f}% (median of interleaved rounds)."
-        )
-    left = [f"{n} leaves {ops_text(r['census']['float_ops'])}" for n, r in rows.items() if r["census"]["float_ops"]]
-    parts.append(("Left in float: " + "; ".join(left) + ".") if left else "Every tool's file runs entirely on integer kernels.")
-    for n, r in measured.items():
-        if "session_config" in r:
-            parts.append(
-                f"The {n.split(' (')[0]} file with `session.qdqisint8allowed=1` leaves {ops_text(r['census']['float_ops'])} in float and runs {speed[n]:.2f}x FP32 at batch 32."
-            )
-    return " ".join(parts)
-
-
-def write(results: dict[str, Any], args: argparse.Namespace, cpu: dict[str, Any], info: dict[str, Any] | None = None) -> Path:
-    """results/<stem>.md, and .json for a new run; `info` (date, command, environment) is a saved run's when re-rendering."""
-    rendering = info is not None
-    from compress.fsio import write_json, write_text
-
-    info = info or provenance()
-    env = info["environment"]
-    versions = {}
-    for result in results.values():
-        for row in result["rows"].values():
-            versions |= row.get("tool", {}).get("versions", {})
-    flags = ", ".join(f"{f} {'yes' if on else 'no'}" for f, on in cpu["flags"].items())
-    lines = [
-        "# Our INT8 path against the tools users would pick instead (ORT CPU)",
-        "",
-        f"- date: {info['date']}",
-        f"- host: {cpu['model']}, {env['cores']} cores, {env['platform']}; lscpu flags: {flags}",
-        f"- command: `{info['command']}` (drivers in benchmarks/peers/; venvs from `python benchmarks/peers.py --setup`)",
-        "- measuring environment: " + ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v),
-        "- tool versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
-        f"- every file measured in one process: ONNX Runtime {env['packages']['onnxruntime']} CPUExecutionProvider, "
-        f"{args.threads} intra-op thread(s), ORT_ENABLE_ALL; calibration: the task's first {args.samples} training inputs for every "
-        f"tool; accuracy and agreement on the whole test split; latency: {args.rounds} interleaved rounds (every file once per round "
-        "on a fresh session, order alternating), each round's p50, then the median over rounds, [p25-p75] over rounds; speedup = "
-        "median over rounds of FP32 p50 / INT8 p50. Float ops: the graph ORT runs after optimising the file (layout moves "
-        "aside), integer kernels counted in brackets (Quantize/DequantizeLinear not counted).",
-    ]
-    for key, result in results.items():
-        lines += [
-            "",
-            f"## {key} (`{result['model']['recipe']}` recipe, `{result['model']['name']}`)",
-            "",
-            *table(result),
-            "",
-            summary(key, result),
-        ]
-    lines += ["", NOTES]
-    md = RESULTS / f"{args.stem}.md"
-    write_text(md, "\n".join(lines) + "\n")
-    if not rendering:
-        write_json(
-            RESULTS / f"{args.stem}.json", {**info, "lscpu": cpu, "args": {k: str(v) for k, v in vars(args).items()}, "results": results}
-        )
-    return md
-
-
-NOTES = """## How the tools differ (their defaults, as the drivers call them)
-
-- **ours**: QDQ, uint8 activations and per-channel int8 weights (u8s8) on a VNNI CPU (7-bit weights on AVX2/AVX-512
-  without VNNI), MinMax, after our own graph preparation; then checked (agreement with FP32 through this CPU's
-  kernels and in exact arithmetic) and timed against FP32.
-- **onnxruntime** `quantize_static` defaults and **olive-ai** `OnnxStaticQuantization` defaults: QDQ with int8
-  activations *and* int8 weights (s8s8), per-tensor. On x86 ONNX Runtime's QDQ fusion does not turn a Conv with int8
-  activations into QLinearConv unless the session sets `session.qdqisint8allowed=1` (on by default only for Arm), so
-  most convolutions run in float between Dequantize/Quantize pairs: slower than FP32. The option is a runtime setting,
-  not in the file.
-- **optimum-onnx** `AutoQuantizationConfig.avx512_vnni(is_static=True)`: u8s8, per-channel, symmetric weights, QDQ;
-  ORT's QDQ quantizer is called directly (no shape inference or pre-processing).
-- **nncf** defaults (preset performance, fast bias correction): per-channel int8 weights; activations int8 where
-  calibration saw negative values, uint8 elsewhere.
-- **inc** `StaticQuantConfig()` defaults (u8s8, per-channel) on the PyTorch model (PT2E), exported by torch.onnx's dynamo
-  exporter: the weights stay float with QuantizeLinear/Clip/DequantizeLinear in the graph, and no QuantizeLinear follows a
-  convolution that feeds an add, so ORT keeps those in float.
-"""
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setup", action="store_true", help="create the tools' virtual environments and stop")
@@ -339,8 +222,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
     parser.add_argument("--threads", type=int, default=1, help="ORT intra-op threads when measuring")
     parser.add_argument("--stem", default="peers", help="results file name (without extension)")
+    parser.add_argument("--reuse", action="store_true", help="keep the INT8 files an earlier run left in --work; quantize the rest")
     parser.add_argument(
-        "--render", type=Path, metavar="JSON", help="rewrite the Markdown from this script's results JSON; measures nothing"
+        "--render", type=Path, metavar="JSON", help="rewrite the Markdown from this script's results JSON, measuring nothing"
     )
     args = parser.parse_args()
     args.venvs, args.work = args.venvs.resolve(), args.work.resolve()
@@ -349,10 +233,8 @@ def main() -> None:
         return
     if args.render:
         saved = json.loads(args.render.read_text())
-        for key in ("threads", "samples", "rounds"):
-            setattr(args, key, int(saved["args"][key]))
         info = {key: saved[key] for key in ("date", "command", "environment")}
-        print(write(saved["results"], args, saved["lscpu"], info))
+        print(write(saved["results"], saved["args"] | {"stem": args.stem}, saved["lscpu"], info))
         return
     args.work.mkdir(parents=True, exist_ok=True)
     cpu = lscpu()
@@ -366,7 +248,8 @@ def main() -> None:
             quantized[tool] = quantize(args, key, model, tool, isa)
             print(f"{key}: {tool}: {quantized[tool].get('error') or 'ok, ' + str(quantized[tool]['seconds']) + ' s'}", flush=True)
         results[key] = measure_model(args, key, model, quantized)
-    print(write(results, args, cpu))
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k not in ("setup", "render")}
+    print(write(results, settings, cpu))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ _INTEGER = {"QuantizeLinear", "DequantizeLinear", "ConvInteger", "MatMulInteger"
 _QOPERATOR = ("QLinear", "ConvInteger", "MatMulInteger", "QGemm")
 
 
+def size_bytes(path: Path) -> int:
+    """The file and its external-data file, if it has one (torch.onnx's dynamo exporter may write one)."""
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + ".data")) if p.exists())
+
+
 def int8_format(path: Path) -> dict[str, Any]:
     """The format as written in the file: QDQ or QOperator, activation and weight types, per-channel
     weights, and 7-bit weights (every int8 weight within [-64, 64], what reduce_range writes)."""
@@ -112,7 +117,8 @@ def census(path: Path, threads: int, config: dict[str, str] | None = None) -> di
         for key, value in (config or {}).items():
             options.add_session_config_entry(key, value)
         ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        ops = Counter(n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node)
+        optimized = onnx.load(options.optimized_model_filepath, load_external_data=False)  # op types only
+        ops = Counter(n.op_type for n in optimized.graph.node)
     qdq = {op: ops[op] for op in ("QuantizeLinear", "DequantizeLinear") if ops[op]}
     integer = {op: n for op, n in ops.items() if is_integer(op) and op not in qdq}
     floating = {op: n for op, n in ops.items() if not is_integer(op) and op not in _MOVES}
