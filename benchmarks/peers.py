@@ -17,8 +17,10 @@ timed interleaved across all files of a model in alternating order, and the oper
     python benchmarks/peers.py --setup     # the three virtual environments, torch pinned first (once)
     python benchmarks/peers.py             # trains the models if missing (digits_edge, mnist1d_edge), quantizes, measures
 
-The models come from the packaged recipes, run into --work: runs/digits_edge (student and teacher) and
-mnist1d_edge. A tool that fails to install or run is kept in the table with its error line.
+The models come from the packaged recipes, run into --work (default /tmp/edge-compress-peers):
+<work>/digits_edge (student and teacher) and <work>/mnist1d_edge. A tool that fails to install or run is kept
+in the table with its error line. --reuse keeps INT8 files an earlier run left there; --render JSON rewrites
+the Markdown from a saved results JSON without measuring.
 """
 
 from __future__ import annotations

@@ -49,11 +49,17 @@ NOTES = """## How the tools differ (their defaults, as the drivers call them)
   (last Add, Relu, pooling) in float.
 - **nncf** (defaults: preset performance, fast bias correction, `subset_size` = the calibration samples): per-channel
   symmetric int8 weights; uint8 activations after a ReLU and int8 ones where values go negative (the input, convolution
-  outputs feeding an add), which ORT still fuses here; the classifier Gemm stays float.
+  outputs feeding an add), which ORT still fuses here; the classifier Gemm stays float. Its accuracy loss on mnist1d
+  (0.5-1 point, against 0-0.5 for ours) has a cause this benchmark does not identify.
 - **inc** (`StaticQuantConfig()` defaults: u8s8, per-channel, MinMax) on the PyTorch model (PT2E), exported by
   torch.onnx's dynamo exporter because INC has no ONNX export for PT2E: the weights stay float in the file (behind
-  QuantizeLinear, Clip, DequantizeLinear, computed at load time; the file is larger than FP32, in two parts), and
-  convolutions without a Quantize/Dequantize pair on both sides stay float, so it is accurate and slow on ORT.
+  QuantizeLinear, Clip and DequantizeLinear nodes; the file is larger than FP32, in two parts: .onnx and .onnx.data),
+  and convolutions without a Quantize/Dequantize pair on both sides stay float, so it is accurate and slow on ORT.
+
+Installing: each of optimum-onnx, olive-ai and nncf has its own virtual environment (`--setup`: torch==2.13.0 first,
+then the tool with this environment's onnxruntime, after `pip install --dry-run --report` shows torch stays). olive-ai
+0.13.0 imports `requests` (its telemetry) without declaring it: without it `import olive` fails with
+`ModuleNotFoundError: No module named 'requests'`, so `--setup` installs it; the drivers set `OLIVE_DISABLE_TELEMETRY=1`.
 """
 
 
