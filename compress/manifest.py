@@ -88,9 +88,7 @@ class Manifest(BaseModel):
         if self.metric is None:
             return None
         record = self.model(name)
-        found = record.score(self.metric.name, runtime=runtime)
-        if found is None and runtime is None and not record.bench:
-            found = record.score(self.metric.name, runtime="onnxruntime")
+        found = record.headline(self.metric.name) if runtime is None else record.score(self.metric.name, runtime=runtime)
         return found.value if found else None
 
     def latency(self, name: str, batch_size: int = 1, *, target: str | None = None) -> LatencyStats | None:

@@ -48,7 +48,15 @@ class ModelRecord(Record):
         found = [s for s in self.scores if s.metric == metric and s.runtime == runtime and split in (None, s.split)]
         return next((s for s in found if s.split == "test"), found[0] if found else None)
 
-    def latency(self, batch_size: int = 1, *, target: str | None = None) -> LatencyStats | None:
+    def headline(self, metric: str) -> Score | None:
+        """The figure a summary shows for `metric`: through the first benchmarked target (test split first);
+        a model never benchmarked (an INT8 file made after the benchmark): as its check measured it on ONNX Runtime."""
+        found = self.score(metric)
+        if found is None and not self.bench:
+            found = self.score(metric, runtime="onnxruntime")
+        return found
+
+    def latency(self, batch_size: int | str = 1, *, target: str | None = None) -> LatencyStats | None:
         """Latency at `batch_size` on `target` (default: the first benchmarked target); None if not measured."""
         bench = self.bench.get(target) if target is not None else next(iter(self.bench.values()), None)
         return bench.latency_ms.get(str(batch_size)) if bench is not None else None

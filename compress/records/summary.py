@@ -94,7 +94,4 @@ class Summary(Record):
 def _headline(record: ModelRecord, metric: MetricInfo | None) -> Score | None:
     if metric is None:
         return None
-    found = record.score(metric.name)
-    if found is None and not record.bench:
-        found = record.score(metric.name, runtime="onnxruntime")
-    return found
+    return record.headline(metric.name)

@@ -43,8 +43,7 @@ def png(fig) -> bytes:
 
 
 def stats(model: ModelRecord, target: str, batch: str) -> LatencyStats | None:
-    bench = model.bench.get(target)
-    return bench.latency_ms.get(batch) if bench is not None and not bench.skipped else None
+    return model.latency(batch, target=target)
 
 
 def p50(model: ModelRecord, target: str, batch: str) -> float | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from compress.records import Controller, ModelRecord, PruneResult, RunEnvironment, Summary
-from compress.report.figure import main_target
+from compress.report.figure import main_target, stats
 from compress.report.headline import headline_section
 from compress.report.markdown_quant import quant_section
 from compress.report.markdown_run import environment_section, run_line, run_section
@@ -27,16 +27,11 @@ def _size(n: int | None) -> str:
     return f"{n / 1024:.1f} KiB" if n < 1024**2 else f"{n / 1024**2:.2f} MiB"
 
 
-def _stats(model: ModelRecord, target: str, batch: str):
-    bench = model.bench.get(target)
-    return bench.latency_ms.get(batch) if bench else None
-
-
 def _latency(model: ModelRecord, target: str, batch: str) -> str:
-    stats = _stats(model, target, batch)
-    if stats is None:
+    found = stats(model, target, batch)
+    if found is None:
         return "n/a"
-    return f"{stats.p50:.3f} / {stats.p90:.3f}" + (" **(noisy)**" if stats.noisy else "")
+    return f"{found.p50:.3f} / {found.p90:.3f}" + (" **(noisy)**" if found.noisy else "")
 
 
 def _ratio(reference: float | None, model: float | None, better: str, worse: str) -> str:
@@ -106,7 +101,7 @@ def _main_table(summary: Summary, target: str, batches: list[str]) -> list[str]:
         row = [m.name, m.spec.label, m.format, _metric_cell(summary, m, None), *(_metric_cell(summary, m, t) for t in others)]
         row += [_num(m.params), _num(m.macs), _size(m.size_bytes)]
         lines.append("| " + " | ".join(row + [_latency(m, target, b) for b in batches]) + " |")
-    if any((s := _stats(m, target, b)) is not None and s.noisy for m in models for b in batches):
+    if any((s := stats(m, target, b)) is not None and s.noisy for m in models for b in batches):
         lines += ["", NOISY_NOTE]
     return lines
 
@@ -167,7 +162,7 @@ def _relative_section(summary: Summary, reference: str | None, target: str, batc
             f"size {_ratio(ref.size_bytes, m.size_bytes, 'smaller', 'larger')}",
         ]
         for b in batches:
-            a, r = _stats(m, target, b), _stats(ref, target, b)
+            a, r = stats(m, target, b), stats(ref, target, b)
             noisy = " (noisy)" if (a and a.noisy) or (r and r.noisy) else ""
             parts.append(f"latency b{b} {_ratio(r and r.p50, a and a.p50, 'faster', 'slower')}{noisy}")
         lines.append(f"- `{m.name}`: " + ", ".join(parts))
