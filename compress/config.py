@@ -86,7 +86,10 @@ class Acceptance(StageConfig):
         None, ge=0, description="largest tolerated metric drop in metric units (accuracy: 0.005 = half a point; mse: a rise)"
     )
     min_speedup: float | dict[int, float] | None = Field(
-        None, description="x faster than the reference (p50): one number for every benchmarked batch size, or {batch: x}"
+        None,
+        description="x faster than the reference (p50): one number for every benchmarked batch size, or {batch: x}; "
+        "the gate passes when the lower bound of the speedup's 95% interval over the benchmark's rounds reaches it, "
+        "not the point estimate alone",
     )
     min_param_reduction: float | None = Field(None, gt=0, description="x fewer parameters than the reference")
     min_size_reduction: float | None = Field(None, gt=0, description="x smaller ONNX file than the reference")

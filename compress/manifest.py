@@ -125,8 +125,10 @@ class Manifest(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
-        """A run's manifest (schema 1 files are upgraded as they are read)."""
+        """A run's manifest, from its `manifest.json` or the run folder holding it (schema 1 files are
+        upgraded as they are read)."""
         path = Path(path)
+        path = path / MANIFEST if path.is_dir() else path
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):

@@ -219,15 +219,15 @@ def measure_sessions(sessions: Sessions, x: np.ndarray | Feeds, timing: TimingCo
 
     def prepare():
         if sessions.loads > loads_before:  # the previous round's load, before a fresh one replaces it
-            _note_peak(sessions.current, peaks)
+            note_peak(sessions.current, peaks)
         loaded = sessions.next()
         if sessions.loads == loads_before + 1:  # the first round of this measurement
-            _try(loaded, x, sessions.source.label)
+            try_inputs(loaded, x, sessions.source.label)
         loaded.reset_device_peak()
-        return _call(loaded, x), loaded.clock
+        return timed_call(loaded, x), loaded.clock
 
     stats = measure_rounds(prepare, timing, batch_size=len(x))
-    _note_peak(sessions.current, peaks)
+    note_peak(sessions.current, peaks)
     stats["device_peak_mb"] = max(peaks) / 1024**2 if peaks else None
     stats["loads"] = sessions.loads - loads_before
     return stats
@@ -240,7 +240,7 @@ def time_batches(sessions: Sessions, batches: dict[str, np.ndarray | Feeds], tim
     return latency, {"peak_rss_mb": rss.peak_mb, "rss_growth_mb": rss.growth_mb, "scope": rss.scope}
 
 
-def _call(loaded: Loaded, x: np.ndarray | Feeds):
+def timed_call(loaded: Loaded, x: np.ndarray | Feeds):
     """The call that is timed: the runner's own for one input; for several, ONNX Runtime's session on the CPU."""
     if not isinstance(x, Feeds):
         return loaded.prepare(x)
@@ -250,10 +250,10 @@ def _call(loaded: Loaded, x: np.ndarray | Feeds):
     return lambda: session.run(None, x.arrays)
 
 
-def _try(loaded: Loaded, x: np.ndarray | Feeds, label: str) -> None:
+def try_inputs(loaded: Loaded, x: np.ndarray | Feeds, label: str) -> None:
     """One untimed call, so that a model that cannot take these inputs is a one-line error."""
     try:
-        _call(loaded, x)()
+        timed_call(loaded, x)()
     except TargetError:
         raise
     except Exception as err:  # runtimes raise their own types
@@ -263,7 +263,7 @@ def _try(loaded: Loaded, x: np.ndarray | Feeds, label: str) -> None:
         raise ModelError(f"{label} fails on {what}: {first}", fix=fix or "check the input shape and batch dimension") from None
 
 
-def _note_peak(loaded: Loaded | None, peaks: list[int]) -> None:
+def note_peak(loaded: Loaded | None, peaks: list[int]) -> None:
     peak = loaded.device_peak_bytes() if loaded is not None else None
     if peak is not None:
         peaks.append(peak)

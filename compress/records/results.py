@@ -262,10 +262,15 @@ class LatencyStats(Record):
     quantiles: list[float] | None = None
     device_peak_mb: float | None = None
     loads: int | None = None
+    interleaved: bool = Field(
+        False, description="round i of every model in this benchmark ran back to back: round medians pair across models"
+    )
 
 
 class Memory(Record):
-    """Resident memory of the measuring process over all of one target's timing (MiB)."""
+    """Resident memory of the measuring process (MiB) in a short window per model and target, before the
+    timing: its load, the untimed first call and the warm-up at each batch size. The timed rounds
+    interleave the models, so no window of them belongs to one model."""
 
     peak_rss_mb: float | None = None
     rss_growth_mb: float | None = None

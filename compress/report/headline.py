@@ -62,7 +62,7 @@ def _legend(verdict: Verdict, metric: MetricInfo, noisy: bool) -> str:
     source = "the recipe's acceptance section" if verdict.tolerance_from == "acceptance" else "the default"
     text = (
         f"Each model against `{verdict.reference}`: latency is `{verdict.reference}`'s p50 / the model's p50, with a 95% bootstrap "
-        f"interval over the benchmark's rounds; ✗ marks a drop in {metric.name} beyond {tolerance} ({source}). "
+        f"interval over the benchmark's rounds (resampled in pairs where the models were timed interleaved); ✗ marks a drop in {metric.name} beyond {tolerance} ({source}). "
         f"The recommended model is ranked by the {verdict.ranked_by}."
     )
     if metric.name == "accuracy":
@@ -74,7 +74,11 @@ def _gates(verdict: Verdict) -> list[str]:
     if not verdict.gates:
         return []
     outcome = "passed" if verdict.passed else "**FAILED**"
-    lines = ["", f"Acceptance gates on `{verdict.checked}`: {outcome} (JUnit: `acceptance.xml`).", ""]
+    lines = [
+        "",
+        f"Acceptance gates on `{verdict.checked}`: {outcome} (JUnit: `acceptance.xml`; a speedup passes on its interval's lower bound).",
+        "",
+    ]
     lines += ["| gate | wanted | measured | result |", "|---|---|---|---|"]
     lines += [f"| {g.name} | {g.wanted} | {g.measured} | {'pass' if g.passed else '**FAIL**'} |" for g in verdict.gates]
     return lines

@@ -1,6 +1,8 @@
 """`benchmark`: every exported model on one or more targets: the task metric computed through each
-deployed runtime, parameters, MACs, file size, latency statistics per batch size and memory. Uses the
-same measurement code as `edge-compress bench`."""
+deployed runtime, parameters, MACs, file size, latency statistics per batch size and memory. The models
+are timed interleaved on each target (round r of every model before round r+1 of any), so a change in the
+machine's load hits them alike and their round medians pair; the calls, rounds and statistics are those of
+`edge-compress bench`."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pydantic import Field, field_validator
 from compress.bench import RUNNERS, Loaded, ModelSource, TimingConfig, make_runner, params_and_macs
 from compress.bench.fidelity import compare_outputs
 from compress.bench.fingerprint import fingerprint
-from compress.bench.model_bench import time_batches
+from compress.bench.interleave import time_interleaved
 from compress.bench.runners import Sessions
 from compress.config import BatchSizes, ModelName, StageConfig
 from compress.context import RunContext
@@ -24,6 +26,9 @@ from compress.records import ModelRecord, TargetBench, merge_scores
 from compress.stages.base import Planned, Stage, need, register_stage
 
 __all__ = ["Benchmark"]
+
+Timed = tuple[TargetBench, Sessions | None]
+"""One model on one target: what was measured, and its sessions there (None when the target skipped it)."""
 
 
 class BenchmarkConfig(StageConfig):
@@ -68,8 +73,9 @@ class Benchmark(Stage):
         if not names:
             raise RecipeError("benchmark: no exported model to measure", fix="add an export stage before benchmark")
         parents = {ctx.record(n).parent for n in names if ctx.record(n).kind == "int8"}
+        timed = {runner.target: self._time(ctx, runner, names, cfg) for runner in runners}
         kept: dict[tuple[str, str], np.ndarray] = {}  # outputs of the INT8 models' parents, per target
-        measured = {name: self._measure(ctx, runners, name, cfg, kept, keep=name in parents) for name in names}
+        measured = {name: self._measure(ctx, runners, timed, name, cfg, kept, keep=name in parents) for name in names}
         environments = {r.target: fingerprint(r.describe()) for r in runners}
         results = {"targets": environments, "timing": cfg.timing.model_dump(), "models": measured}
         write_json(ctx.out("results.json"), results)
@@ -85,10 +91,19 @@ class Benchmark(Stage):
         return ModelSource(label=name, onnx=ctx.path(record.onnx), module=module)
 
     def _measure(
-        self, ctx: RunContext, runners: list, name: str, cfg: BenchmarkConfig, kept: dict[tuple[str, str], np.ndarray], *, keep: bool
+        self,
+        ctx: RunContext,
+        runners: list,
+        timed: dict[str, dict[str, Timed]],
+        name: str,
+        cfg: BenchmarkConfig,
+        kept: dict[tuple[str, str], np.ndarray],
+        *,
+        keep: bool,
     ) -> dict[str, Any]:
-        """Measure `name` on every runner, record it, and return what results.json keeps of it. With `keep`,
-        its outputs per target go in `kept`, where its INT8 children measured later find them."""
+        """Record `name`'s timing on every runner (from `timed`) with its metric and agreement there, and
+        return what results.json keeps of it. With `keep`, its outputs per target go in `kept`, where its
+        INT8 children measured later find them."""
         source = self._source(ctx, name)
         record = ctx.record(name)
         origin = ctx.record(record.parent) if record.kind == "int8" and record.parent else record  # INT8: its FP32 source's network
@@ -98,9 +113,10 @@ class Benchmark(Stage):
             params, macs = origin.params, origin.macs
         bench, scores = {}, list(record.scores)
         for runner in runners:
-            bench[runner.target], loaded = self._on_target(ctx, runner, source, cfg)
-            if loaded is None:
+            bench[runner.target], sessions = timed[runner.target][name]
+            if sessions is None:
                 continue
+            loaded = sessions.loaded()
             scores = merge_scores(scores, ctx.task.evaluate(loaded, cfg.split), split=cfg.split, runtime=runner.target)
             if keep:
                 kept[name, runner.target] = _outputs(ctx, loaded, cfg.split)
@@ -110,17 +126,21 @@ class Benchmark(Stage):
         self._log(ctx, record, cfg.split)
         return record.model_dump(mode="json", include={"params", "macs", "size_bytes", "scores", "bench"})
 
-    @staticmethod
-    def _on_target(ctx: RunContext, runner, source: ModelSource, cfg: BenchmarkConfig) -> tuple[TargetBench, Loaded | None]:
-        """Latency per batch size and memory of one model on one target, and the model as loaded there."""
-        if runner.target.startswith("torch") and source.module is None:
-            return TargetBench(
-                runner=runner.describe(), skipped="exists only as ONNX (an INT8 model, or one brought as an ONNX file)"
-            ), None
-        sessions = Sessions(runner, source, fresh=cfg.timing.fresh_sessions)
+    def _time(self, ctx: RunContext, runner, names: list[str], cfg: BenchmarkConfig) -> dict[str, Timed]:
+        """Every model's latency per batch size and memory on one target, timed interleaved (round r of each
+        model before round r+1 of any), with its sessions there (None for a model the target skips)."""
+        sources = {name: self._source(ctx, name) for name in names}
+        onnx_only = {n for n, s in sources.items() if runner.target.startswith("torch") and s.module is None}
+        sessions = {n: Sessions(runner, sources[n], fresh=cfg.timing.fresh_sessions) for n in names if n not in onnx_only}
         batches = {str(b): ctx.task.full_batch(b).numpy() for b in cfg.batch_sizes}
-        latency, memory = time_batches(sessions, batches, cfg.timing)
-        return TargetBench(runner=runner.describe(), latency_ms=latency, memory=memory), sessions.loaded()
+        found = time_interleaved(sessions, batches, cfg.timing) if sessions else {}
+        timed: dict[str, Timed] = {
+            n: (TargetBench(runner=runner.describe(), skipped="exists only as ONNX (an INT8 model, or one brought as an ONNX file)"), None)
+            for n in onnx_only
+        }
+        for n, (latency, memory) in found.items():
+            timed[n] = TargetBench(runner=runner.describe(), latency_ms=latency, memory=memory), sessions[n]
+        return timed
 
     @staticmethod
     def _log(ctx: RunContext, record: ModelRecord, split: str) -> None:

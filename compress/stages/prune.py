@@ -20,13 +20,13 @@ from compress.config import BatchSize, ModelName, StageConfig
 from compress.context import RunContext
 from compress.distill.losses import LOSSES
 from compress.distill.objective import DistillObjective, FeaturePair, ObjectiveSpec
-from compress.distill.record import register_model
-from compress.distill.trainer import FitConfig, fit
+from compress.distill.record import register_model, training_of
+from compress.distill.trainer import FitConfig, FitResult, fit
 from compress.errors import RecipeError
 from compress.models.predict import torch_predictor
 from compress.prune.engine import IMPORTANCES, ChannelPruner, check_keep, classifier
 from compress.prune.measure import dominant_nodes, interleaved, latency_of, speedup
-from compress.records import NodeShare, PointLatency, PrunePoint, PruneResult
+from compress.records import NodeShare, PointLatency, PrunePoint, PruneResult, Training
 from compress.stages.base import Planned, Stage, need, register_stage
 
 __all__ = ["Prune", "PruneConfig", "PruneTarget", "FinetuneConfig"]
@@ -143,17 +143,18 @@ class Prune(Stage):
         )
         curve = [self._point(ctx, cfg, model, step=0, ratio=0.0, reference=None)]
         ctx.log(f"  prune {cfg.model}: {_describe(curve[0], ctx)}")
+        fits: list[FitResult] = []  # every fine-tune, in order: the pruned model's training record joins them
         while pruner.done < steps and not _met(cfg.target, curve[-1]):
             pruner.step(lambda: _gradients(ctx, model))
-            self._finetune(ctx, cfg, model, teacher, cfg.finetune.epochs, f"prune step {pruner.done}")
+            fits += self._finetune(ctx, cfg, model, teacher, cfg.finetune.epochs, f"prune step {pruner.done}")
             curve.append(self._point(ctx, cfg, model, step=pruner.done, ratio=pruner.removed(), reference=original))
             ctx.log(f"  step {pruner.done}: {_describe(curve[-1], ctx)}")
         if cfg.finetune.final_epochs:
-            self._finetune(ctx, cfg, model, teacher, cfg.finetune.final_epochs, "prune final fine-tune")
+            fits += self._finetune(ctx, cfg, model, teacher, cfg.finetune.final_epochs, "prune final fine-tune")
             final = self._point(ctx, cfg, model, step=pruner.done, ratio=curve[-1].ratio, reference=original)
             curve.append(final.model_copy(update={"final": True}))
             ctx.log(f"  final: {_describe(curve[-1], ctx)}")
-        register_model(ctx, cfg.output, ctx.record(cfg.model).spec, model, parent=cfg.model, structure=True)
+        register_model(ctx, cfg.output, ctx.record(cfg.model).spec, model, _training(fits), parent=cfg.model, structure=True)
         ctx.update_model(cfg.output, prune=self._verdict(ctx, cfg, curve, model, original, pruner.layer_removed()))
         return ctx
 
@@ -180,14 +181,15 @@ class Prune(Stage):
                     fix="raise the target",
                 )
 
-    def _finetune(self, ctx: RunContext, cfg: PruneConfig, model: nn.Module, teacher: nn.Module, epochs: int, desc: str) -> None:
+    def _finetune(self, ctx: RunContext, cfg: PruneConfig, model: nn.Module, teacher: nn.Module, epochs: int, desc: str) -> list[FitResult]:
+        """Distillation fine-tuning of `model` (none for 0 epochs); the fit, as a list to extend the stage's."""
         if epochs == 0:
-            return
+            return []
         ft = cfg.finetune.model_copy(update={"epochs": epochs})
         objective = DistillObjective(model, [teacher], ft.objective(), kind=ctx.task.kind, example=ctx.task.example_input(2))
         objective.cache_enabled = ft.augmentation(ctx.task) is None  # frozen teacher: cache unless inputs change each epoch
         with objective:
-            fit(model, ctx.task, objective, ft, seed=ctx.seed, desc=desc, quiet=ctx.quiet)
+            return [fit(model, ctx.task, objective, ft, seed=ctx.seed, desc=desc, quiet=ctx.quiet)]
 
     @staticmethod
     def _point(ctx: RunContext, cfg: PruneConfig, model: nn.Module, *, step: int, ratio: float, reference: nn.Module | None) -> PrunePoint:
@@ -294,3 +296,18 @@ def _describe(point: PrunePoint, ctx: RunContext) -> str:
         f"{point.channels} channels, {point.params:,} params, {point.macs:,} MACs, "
         f"b{lat.batch_size} p50 {lat.p50:.3f} ms, val {ctx.task.metric.name} {point.val:.4f}"
     )
+
+
+def _training(fits: list[FitResult]) -> Training | None:
+    """The fine-tunes of one prune stage as one training record: their histories end to end, epochs
+    numbered on from one fit to the next and each row tagged with its fit (1 = the first step's), and
+    the kept epoch of the last fit (the weights the pruned model ends with)."""
+    if not fits:
+        return None
+    history, offset = [], 0
+    for number, found in enumerate(fits, start=1):
+        history += [{**row, "epoch": offset + row.get("epoch", i + 1), "finetune": number} for i, row in enumerate(found.history)]
+        offset += found.epochs_run
+    last = fits[-1]
+    record = training_of(last)
+    return record.model_copy(update={"history": history, "epochs_run": offset, "best_epoch": offset - last.epochs_run + last.best_epoch})

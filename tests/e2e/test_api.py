@@ -13,7 +13,8 @@ from compress.stages import Benchmark, Export, Train
 
 stages = [Train(name="net", model={"arch": "mlp", "hidden": [16]}, epochs=2), Export(), Benchmark(batch_sizes=[1, 8])]
 made = Pipeline(stages, task="digits", name="api").run("runs/api")
-loaded = Manifest.load("runs/api/manifest.json")
+loaded = Manifest.load("runs/api")  # the run folder, or its manifest.json
+print("same", loaded == Manifest.load("runs/api/manifest.json"))
 for m in (made, loaded):
     print("value", m.value("net"), m.model("net").score("accuracy").value)
     print("latency", m.latency("net", 8).p50, m.model("net").bench["ort-cpu"].latency_ms["8"].p50, m.latency("net", 2))
@@ -37,6 +38,7 @@ def test_the_python_api_takes_strings_prints_stage_lines_and_has_accessors(tmp_p
     assert latencies[0] == latencies[1] and latencies[0][1] == latencies[0][2] and latencies[0][3] == "None"
     files = [line.split() for line in lines if line.startswith("files ")]
     assert files[0] == files[1] == ["files", "runs/api/export/net.onnx", "runs/api/train/net.pt", "True", "True"]
+    assert out["same"] == "True"
     assert out["report"].split() == ["elsewhere/report.md", "elsewhere/report.html"]
     assert out["error"] == "ArtifactError run 'api' has no model 'nett'; did you mean 'net'? it has: net; use one of those names"
     for line in ("[1/3] train: running", "[3/3] benchmark: done in", "  net: accuracy"):  # the command line's lines

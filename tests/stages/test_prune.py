@@ -38,6 +38,9 @@ def test_each_family_prunes_reloads_and_exports_with_parity(tmp_path, task, arch
     assert curve[-1].params < 0.6 * curve[0].params and curve[-1].channels < curve[0].channels
     assert result.prune.target_met and result.params == curve[-1].params
     assert manifest.records()["base_pruned"].parity.max_abs_diff < 1e-4
+    training = result.training  # the fine-tunes of both steps, end to end: the report draws it as a curve
+    assert [(h["epoch"], h["finetune"]) for h in training.history] == [(1, 1), (2, 2)]
+    assert training.epochs_run == 2 and training.best_epoch == 2 and "val_accuracy" in training.history[-1]
 
     # a fresh process would rebuild the spec's architecture and load the checkpoint (weights_only)
     from compress.data.builtin import TASKS

@@ -86,3 +86,57 @@ def test_noisy_latency_is_carried_and_an_unmeasured_reference_gives_no_verdict()
 def test_a_bad_acceptance_section_is_refused(section, words):
     with pytest.raises(ValueError, match=words):
         Acceptance.model_validate(section)
+
+
+def _rounds_model(name: str, rounds: list[float], *, interleaved: bool, accuracy: float = 0.99) -> ModelRecord:
+    """A model timed at batch 1 only, with these round medians (its p50 their median)."""
+    stats = LatencyStats(p50=sorted(rounds)[len(rounds) // 2], p90=max(rounds), round_p50=rounds, interleaved=interleaved)
+    return ModelRecord(
+        name=name,
+        stage="x",
+        spec={"arch": "mlp"},
+        params=1000,
+        size_bytes=4000,
+        scores=[Score(split="test", runtime="ort-cpu", metric="accuracy", value=accuracy)],
+        bench={"ort-cpu": TargetBench(runner={}, latency_ms={"1": stats})},
+    )
+
+
+SHARED_NOISE = {"teacher": [10.0, 20.0, 10.0, 20.0, 10.0], "student": [1.0, 2.0, 1.0, 2.0, 1.0]}  # a load spike in rounds 2 and 4, on both
+
+
+def _shared_noise(interleaved: bool, acceptance: Acceptance | None = None):
+    models = [_rounds_model(name, rounds, interleaved=interleaved) for name, rounds in SHARED_NOISE.items()]
+    return decide(_summary(*models), acceptance)
+
+
+def test_interleaved_rounds_pair_and_the_shared_noise_cancels_out():
+    paired = _shared_noise(True).standing("student").speedup["1"]
+    unpaired = _shared_noise(False).standing("student").speedup["1"]
+    assert paired.value == unpaired.value == pytest.approx(10)
+    assert paired.low == pytest.approx(10) and paired.high == pytest.approx(10)  # every round: 10x
+    assert unpaired.low < 6 and unpaired.high > 15  # rounds resampled on their own mix the spikes in
+    assert paired.high - paired.low < unpaired.high - unpaired.low
+
+
+def test_rounds_pair_only_when_both_sides_are_interleaved_with_equal_counts():
+    teacher = _rounds_model("teacher", SHARED_NOISE["teacher"], interleaved=True)
+    fewer = _rounds_model("student", SHARED_NOISE["student"][:4], interleaved=True)
+    old = _rounds_model("student", SHARED_NOISE["student"], interleaved=False)
+    for student in (fewer, old):
+        found = decide(_summary(teacher, student), None).standing("student").speedup["1"]
+        assert found.high - found.low > 5  # compared unpaired: no error, a wide interval
+
+
+def test_a_speed_gate_whose_point_estimate_passes_but_lower_bound_does_not_fails():
+    acceptance = Acceptance(min_speedup=8)
+    unpaired = _shared_noise(False, acceptance)
+    gate = unpaired.gates[0]
+    assert unpaired.standing("student").speedup["1"].value >= 8 and gate.passed is False and unpaired.passed is False
+    assert gate.measured.startswith("10.00x [") and gate.measured.endswith(": lower bound below 8x")
+    paired = _shared_noise(True, acceptance)
+    assert paired.passed is True and paired.gates[0].measured == "10.00x [10.00, 10.00]"
+
+
+def test_old_latency_records_load_as_not_interleaved():
+    assert LatencyStats.model_validate({"p50": 1.0, "p90": 1.2, "round_p50": [1.0, 1.1]}).interleaved is False
