@@ -18,6 +18,7 @@ class Curve:
     epochs: list[int]
     values: list[float]
     best_epoch: int | None
+    note: str = ""  # what the epochs were, when not the model's own training
 
 
 def _key(history: list[dict], metric: str | None) -> str | None:
@@ -37,7 +38,8 @@ def training_series(summary: Summary) -> list[Curve]:
             continue
         rows = [(h.get("epoch", i + 1), h[key]) for i, h in enumerate(history) if isinstance(h.get(key), int | float)]
         epochs, values = zip(*rows, strict=True)
-        curves.append(Curve(m.name, key, list(epochs), list(values), m.training.best_epoch))
+        note = "fine-tuning after pruning, " if m.prune is not None else ""
+        curves.append(Curve(m.name, key, list(epochs), list(values), m.training.best_epoch, note))
     return curves
 
 
@@ -52,7 +54,7 @@ def training_curves(summary: Summary) -> bytes | None:
     for c in curves:
         (line,) = ax.plot(c.epochs, c.values, lw=1.4, marker="o", ms=2.5)
         best = f", kept epoch {c.best_epoch}" if c.best_epoch in c.epochs else ""
-        line.set_label(f"{c.model} (last {c.values[-1]:.4g}{best})")
+        line.set_label(f"{c.model} ({c.note}last {c.values[-1]:.4g}{best})")
         if c.best_epoch in c.epochs:
             at = c.epochs.index(c.best_epoch)
             ax.scatter([c.best_epoch], [c.values[at]], s=60, facecolor="none", edgecolor=line.get_color(), linewidth=1.4, zorder=4)
