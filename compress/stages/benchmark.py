@@ -133,6 +133,12 @@ class Benchmark(Stage):
         onnx_only = {n for n, s in sources.items() if runner.target.startswith("torch") and s.module is None}
         sessions = {n: Sessions(runner, sources[n], fresh=cfg.timing.fresh_sessions) for n in names if n not in onnx_only}
         batches = {str(b): ctx.task.full_batch(b).numpy() for b in cfg.batch_sizes}
+        if len(sessions) > 1:
+            fresh = ", each on a fresh load" if cfg.timing.fresh_sessions else ""
+            ctx.log(
+                f"  timing {len(sessions)} models interleaved on {runner.target}: {cfg.timing.rounds} rounds per batch size"
+                f" ({', '.join(batches)}){fresh}, every model once per round"
+            )
         found = time_interleaved(sessions, batches, cfg.timing) if sessions else {}
         timed: dict[str, Timed] = {
             n: (TargetBench(runner=runner.describe(), skipped="exists only as ONNX (an INT8 model, or one brought as an ONNX file)"), None)

@@ -60,3 +60,7 @@ def test_demo_recipe_runs_the_whole_chain_and_its_report_decides(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert {m["name"] for m in summary["models"]} == {"teacher", "student", "student_pruned", "student_int8", "student_pruned_int8"}
     assert summary["verdict"]["recommended"] in {m["name"] for m in summary["models"]} - {"teacher"}
+    latencies = [s for m in summary["models"] for b in m["bench"].values() for s in b["latency_ms"].values()]
+    assert len(latencies) == 10 and all(s["interleaved"] and len(s["round_p50"]) == 5 for s in latencies)
+    pruned = next(m for m in summary["models"] if m["name"] == "student_pruned")
+    assert len(pruned["training"]["history"]) == 30  # its final fine-tune, drawn with the training curves
