@@ -248,6 +248,8 @@ def _execute(pipeline, args: argparse.Namespace) -> int:
 
 def _print_verdict(summary, out: Path) -> int:
     """The model to ship and, with an acceptance section, each gate; 1 when a gate is missed."""
+    from compress.report.verdict import change_text
+
     verdict = summary.verdict
     if verdict is None:
         return 0
@@ -255,7 +257,7 @@ def _print_verdict(summary, out: Path) -> int:
         standing, entry = verdict.standing(verdict.recommended), summary.model(verdict.recommended)
         speed = ", ".join(f"{x.value:.1f}x faster at b{b}" for b, x in standing.speedup.items())
         fewer = f"{standing.params_ratio:.1f}x fewer parameters, " if standing.params_ratio else ""
-        change = f", {summary.metric.name} {standing.metric_change:+.4f}" if standing.metric_change is not None else ""
+        change = f", {summary.metric.name} {change_text(standing, summary.metric)}" if standing.metric_change is not None else ""
         print(f"recommended: {verdict.recommended} ({fewer}{speed} than {verdict.reference}{change})")
         if entry is not None and entry.onnx:
             print(f"  ONNX: {out / entry.onnx}")
@@ -263,6 +265,8 @@ def _print_verdict(summary, out: Path) -> int:
         print(f"recommended: none: {verdict.why}")
     if not verdict.gates:
         return 0
+    if any(g.name.startswith("speedup") for g in verdict.gates):
+        print("  (a speedup is the p50 ratio [its 95% interval]; a speed gate passes on the interval's lower bound)")
     for gate in verdict.gates:
         print(f"  {'pass' if gate.passed else 'FAIL'}  {gate.name}: wanted {gate.wanted}, measured {gate.measured}")
     print(f"acceptance: {'passed' if verdict.passed else 'FAILED'} (JUnit: {out / 'acceptance.xml'})")

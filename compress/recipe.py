@@ -39,6 +39,12 @@ class Recipe(BaseModel):
     def _no_booleans_as_numbers(cls, data: Any) -> Any:
         return no_booleans_as_numbers(cls, data)
 
+    @field_validator("task", "target", mode="before")
+    @classmethod
+    def _bare_name(cls, value: Any) -> Any:
+        """`task: digits` and `target: ort-cpu` are short for `{name: digits}` and `{name: ort-cpu}`."""
+        return {"name": value} if isinstance(value, str) else value
+
     @field_validator("stages", mode="before")
     @classmethod
     def _bare_names(cls, entries: Any) -> Any:

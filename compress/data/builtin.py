@@ -54,7 +54,8 @@ def digits() -> TaskData:
 
 @TASKS.register("mnist1d")
 def mnist1d() -> TaskData:
-    """The mnist1d package's default generated dataset: 4000 train (400 held out for validation) / 1000 test."""
+    """The mnist1d package's default generated dataset: 4000 train (400 held out for validation) / 1000 test,
+    plus a pool of 20,000 unlabeled inputs from the same generator (another seed) for `distill: {unlabeled: true}`."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     state = np.random.get_state()  # make_dataset reseeds numpy's global generator
@@ -65,7 +66,23 @@ def mnist1d() -> TaskData:
     x_test = data["x_test"].astype(np.float32)[:, None]
     splits = ((x_train, y_train), (x_val, y_val), (x_test, data["y_test"]))
     train, val, test = _datasets(splits, torch.long)
-    return TaskData(train, val, test, kind="classification", num_outputs=10, name="mnist1d")
+    return TaskData(train, val, test, kind="classification", num_outputs=10, name="mnist1d", unlabeled=_mnist1d_unlabeled)
+
+
+MNIST1D_UNLABELED = 20_000
+"""Inputs the unlabeled pool holds: the same generator, another seed (7, not the data's 42), labels dropped."""
+
+
+def _mnist1d_unlabeled() -> torch.Tensor:
+    """mnist1d's unlabeled pool, made when a stage first asks for it (about 5 s)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.seed = MNIST1D_UNLABELED, 7
+    state = np.random.get_state()
+    data = make_dataset(args)
+    np.random.set_state(state)
+    return torch.as_tensor(np.concatenate([data["x"], data["x_test"]]), dtype=torch.float32)[:, None]
 
 
 @TASKS.register("diabetes")

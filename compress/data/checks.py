@@ -16,7 +16,7 @@ from compress.errors import DataError, first_line
 if TYPE_CHECKING:
     from compress.data.task import TaskData
 
-__all__ = ["check_task_data", "collate"]
+__all__ = ["check_task_data", "check_unlabeled", "collate"]
 
 SPLITS = ("train", "val", "test")
 FULL_SCAN = 20_000
@@ -42,6 +42,20 @@ def check_task_data(task: TaskData) -> None:
                 fix="give every split inputs of one shape",
             )
         _check_samples(task, split, shapes["train"])
+
+
+def check_unlabeled(task: TaskData, inputs: Any) -> torch.Tensor:
+    """The task's unlabeled inputs as a float tensor shaped like its train inputs, or a one-line error."""
+    shape = _shape(task, "train", _sample(task, "train", 0)[0], 0)
+    if not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point() or tuple(inputs.shape[1:]) != shape or not len(inputs):
+        found = f"a {inputs.dtype} tensor of shape {tuple(inputs.shape)}" if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise DataError(
+            f"task {task.name!r}: unlabeled inputs are {found}, not a float tensor of shape (N, {', '.join(map(str, shape))})",
+            fix="give a float tensor of N inputs shaped like the train split's",
+        )
+    if not torch.isfinite(inputs).all():
+        raise DataError(f"task {task.name!r}: unlabeled inputs hold NaN or infinite values", fix="drop or repair those inputs")
+    return inputs.float()
 
 
 def collate(batch: Sequence[Any]) -> Any:

@@ -8,13 +8,22 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, TensorDataset
 
-from compress.data.checks import check_task_data, collate
+from compress.data.checks import check_task_data, check_unlabeled, collate
 from compress.data.metrics import ACCURACY, MSE, Metric
 from compress.errors import DataError
 
-__all__ = ["TaskData", "predict_numpy"]
+__all__ = ["TaskData", "predict_numpy", "no_label", "NO_CLASS"]
+
+NO_CLASS = -100
+"""The target of an unlabeled input in a classification task (cross-entropy's ignore_index)."""
+
+
+def no_label(kind: str, num_outputs: int) -> torch.Tensor:
+    """The target an unlabeled input carries: NO_CLASS for classification, NaN per output for regression."""
+    return torch.tensor(NO_CLASS) if kind == "classification" else torch.full((num_outputs,), float("nan"))
+
 
 Kind = Literal["classification", "regression"]
 
@@ -26,6 +35,9 @@ class TaskData:
     Each split yields `(input, target)` pairs; inputs are float tensors of one fixed shape,
     targets are class indices (classification) or float tensors of shape `(num_outputs,)`.
     `augment`, if given, maps a training input batch to a randomly perturbed one.
+    `unlabeled`, if given, holds inputs without targets (a float tensor shaped `(N, *input shape)`, or a
+    function returning one when first asked): `distill: {unlabeled: true}` trains the student on the
+    teacher's outputs for them too, on top of the train split.
     """
 
     train: Dataset
@@ -36,6 +48,7 @@ class TaskData:
     name: str = "custom"
     metric: Metric = field(default=None)  # type: ignore[assignment]
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # random training-time transform of an input batch
+    unlabeled: torch.Tensor | Callable[[], torch.Tensor] | None = None  # inputs without targets, for distillation
 
     def __post_init__(self) -> None:
         if self.kind not in ("classification", "regression"):
@@ -65,6 +78,20 @@ class TaskData:
     def on_model(self, name: str, module: Callable[[], torch.nn.Module]) -> None:
         """Called when the run gains or replaces the model `name` (`module()` builds it). A task whose data
         depends on a model updates itself here: a policy task's states come from its expert's episodes."""
+
+    def with_unlabeled(self) -> Dataset:
+        """The train split followed by the unlabeled inputs, each paired with `no_label(kind)` as its
+        target (the hard-label loss skips those); a one-line error when the task has none."""
+        if self.unlabeled is None:
+            raise DataError(
+                f"task {self.name!r} has no unlabeled inputs",
+                fix="give them in your task factory (TaskData(..., unlabeled=inputs)), or remove 'unlabeled' from the stage",
+            )
+        if callable(self.unlabeled):
+            self.unlabeled = self.unlabeled()  # made once, when first asked for
+        inputs = check_unlabeled(self, self.unlabeled)
+        fill = no_label(self.kind, self.num_outputs)
+        return ConcatDataset([self.train, TensorDataset(inputs, fill.expand(len(inputs), *fill.shape))])
 
     def targets(self, split: str) -> np.ndarray:
         dataset = getattr(self, split)

@@ -56,10 +56,14 @@ def huber_response_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, *,
 
 
 def task_loss(outputs: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
-    """The hard-label loss: cross-entropy for classification, MSE for regression."""
+    """The hard-label loss: cross-entropy for classification, MSE for regression, over the labelled
+    samples of the batch (unlabeled inputs carry -100 or NaN targets); zero when it has none."""
     if kind == "classification":
-        return F.cross_entropy(outputs, targets)
-    return F.mse_loss(outputs, targets.reshape(outputs.shape))
+        labelled = targets != -100
+        return F.cross_entropy(outputs[labelled], targets[labelled]) if labelled.any() else outputs.sum() * 0.0
+    targets = targets.reshape(outputs.shape)
+    labelled = ~torch.isnan(targets).any(dim=-1) if targets.dim() > 1 else ~torch.isnan(targets)
+    return F.mse_loss(outputs[labelled], targets[labelled]) if labelled.any() else outputs.sum() * 0.0
 
 
 def distill_objective(soft: torch.Tensor, hard: torch.Tensor, *, alpha: float) -> torch.Tensor:

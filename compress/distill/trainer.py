@@ -26,7 +26,7 @@ from compress.fsio import atomic_path
 from compress.models.predict import torch_predictor
 from compress.progress import progress
 
-__all__ = ["EpochData", "FitConfig", "FitResult", "Objective", "TaskLoss", "fit", "torch_predictor"]
+__all__ = ["UNLABELED", "EpochData", "FitConfig", "FitResult", "Objective", "TaskLoss", "fit", "torch_predictor"]
 
 log = logging.getLogger("compress")
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -72,6 +72,13 @@ class TaskLoss(Objective):
         return self.fn(model, x, y)
 
 
+UNLABELED = (
+    "also train on the task's unlabeled inputs (mnist1d has 20,000; a factory gives them as TaskData(unlabeled=...)), "
+    "whose only targets are the teacher's outputs; an epoch then covers the train split and them"
+)
+"""The `unlabeled` option of the stages that distill (distill, prune's fine-tuning)."""
+
+
 class FitConfig(StageConfig):
     """Optimisation settings shared by every training stage."""
 
@@ -113,6 +120,7 @@ def fit(
     quiet: bool,
     checkpoint: Path | None = None,
     data: EpochData | None = None,
+    train: Dataset | None = None,
 ) -> FitResult:
     """Train `model` in place; it ends holding the weights of its best validation epoch.
 
@@ -123,6 +131,8 @@ def fit(
     `data.before_epoch(model, epoch)` runs before every epoch but the first and may add samples; an
     epoch is then as many samples, drawn without replacement, as the dataset held at the start.
 
+    `train` replaces the task's training split for the whole fit (the split plus unlabeled inputs).
+
     With `checkpoint`, the full training state (weights, objective, optimizer, schedule, random
     streams, best epoch so far) is written there atomically after every epoch and training resumes
     from it when it exists. The file stays when training ends (a stop before the result is recorded
@@ -131,7 +141,7 @@ def fit(
     """
     rank, size = distributed.world()
     loss_fn = objective if isinstance(objective, Objective) else TaskLoss(objective)
-    source = data.dataset if data is not None else task.train
+    source = data.dataset if data is not None else task.train if train is None else train
     train = loss_fn.wrap_train(source)
     generator = torch.Generator().manual_seed(seed)
     sampler = _sampler(train, size, rank, seed, generator, growing=data is not None)

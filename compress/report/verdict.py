@@ -11,7 +11,7 @@ from xml.etree import ElementTree as ET
 from compress.config import Acceptance
 from compress.records import GateCheck, LatencyStats, MetricInfo, ModelRecord, Speedup, Standing, Summary, Verdict
 
-__all__ = ["decide", "junit_xml", "binomial_noise", "DEFAULT_DROP"]
+__all__ = ["decide", "junit_xml", "binomial_noise", "change_text", "DEFAULT_DROP"]
 
 DEFAULT_DROP = 0.01
 """Without an acceptance section: one point of accuracy (a higher-is-better metric), else 1% of the reference's value."""
@@ -121,7 +121,7 @@ def _recommend(
     within = f"within {_amount(tolerance, metric)} of {reference}"
     if not keeping:
         closest = next((s for s in standings if s.model == _closest(standings)), None)
-        near = f"; the closest is {closest.model} ({_change(closest, metric)})" if closest else ""
+        near = f"; the closest is {closest.model} ({change_text(closest, metric)})" if closest else ""
         return None, f"no model keeps {metric.name} {within}{near}"
     best, mean = max(keeping, key=lambda found: found[1])
     return best.model, f"the fastest model that keeps {metric.name} {within}: {mean:.2f}x faster (geometric mean over batch sizes)"
@@ -137,7 +137,8 @@ def _amount(value: float, metric: MetricInfo) -> str:
     return f"{100 * value:.2f} points" if metric.name == "accuracy" else f"{value:.4g}"
 
 
-def _change(standing: Standing, metric: MetricInfo) -> str:
+def change_text(standing: Standing, metric: MetricInfo) -> str:
+    """The metric change against the reference: in points for accuracy, else as a number."""
     change = standing.metric_change or 0.0
     return f"{100 * change:+.2f} points" if metric.name == "accuracy" else f"{change:+.4g}"
 
@@ -157,7 +158,7 @@ def _gates(standing: Standing, acceptance: Acceptance, batches: list[str], metri
     gates = []
     if acceptance.max_metric_drop is not None:
         drop = None if standing.metric_change is None else (-1 if metric.higher_is_better else 1) * standing.metric_change
-        measured = "not measured" if drop is None else f"{_change(standing, metric)} vs {reference}"
+        measured = "not measured" if drop is None else f"{change_text(standing, metric)} vs {reference}"
         wanted = f"drop <= {_amount(acceptance.max_metric_drop, metric)}"
         gates.append(GateCheck(name=f"{metric.name} drop", wanted=wanted, measured=measured, passed=standing.keeps_metric))
     gates += [_speed_gate(batch, wanted, standing.speedup.get(batch)) for batch, wanted in acceptance.speedup_wanted(batches).items()]

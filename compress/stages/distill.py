@@ -17,7 +17,7 @@ from compress.distill.objective import EMA, FeaturePair, ObjectiveSpec
 from compress.distill.record import TRAIN_STATE, param_count, register_model, training_of
 from compress.distill.run import search_student, train_student
 from compress.distill.schedules import Schedule, endpoints
-from compress.distill.trainer import FitConfig
+from compress.distill.trainer import UNLABELED, FitConfig
 from compress.errors import RecipeError
 from compress.models.spec import ModelSpec
 from compress.records import Training
@@ -64,6 +64,7 @@ class DistillConfig(FitConfig):
     dagger: DaggerConfig | None = Field(
         None, description="policy tasks: each epoch add the states the student visits, relabelled by the teacher: {episodes: 4}"
     )
+    unlabeled: bool = Field(False, description=UNLABELED)
 
     @field_validator("teacher")
     @classmethod
@@ -170,6 +171,8 @@ class Distill(Stage):
             raise RecipeError(f"distill: dagger needs a policy task; {ctx.task.name!r} has no environment", fix="remove dagger")
         if cfg.dagger is not None and cfg.self_distill:
             raise RecipeError("distill: dagger needs a teacher to relabel the student's states, not 'ema'", fix="name a teacher model")
+        if cfg.unlabeled and (cfg.dagger is not None or cfg.self_distill):
+            raise RecipeError("distill: unlabeled inputs need a fixed teacher, not dagger or 'ema'", fix="remove unlabeled")
 
 
 def _shown(ends: tuple[float, ...]) -> str:

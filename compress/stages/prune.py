@@ -21,7 +21,7 @@ from compress.context import RunContext
 from compress.distill.losses import LOSSES
 from compress.distill.objective import DistillObjective, FeaturePair, ObjectiveSpec
 from compress.distill.record import register_model, training_of
-from compress.distill.trainer import FitConfig, FitResult, fit
+from compress.distill.trainer import UNLABELED, FitConfig, FitResult, fit
 from compress.errors import RecipeError
 from compress.models.predict import torch_predictor
 from compress.prune.engine import IMPORTANCES, ChannelPruner, check_keep, classifier
@@ -67,6 +67,7 @@ class FinetuneConfig(FitConfig):
     temperature: float = Field(4.0, gt=0, description="soft-target temperature")
     alpha: float = Field(0.9, ge=0, le=1, description="weight of the distillation term")
     features: list[FeaturePair] = Field(default_factory=list, description="feature terms, as in distill")
+    unlabeled: bool = Field(False, description=UNLABELED)
 
     @field_validator("loss")
     @classmethod
@@ -189,7 +190,8 @@ class Prune(Stage):
         objective = DistillObjective(model, [teacher], ft.objective(), kind=ctx.task.kind, example=ctx.task.example_input(2))
         objective.cache_enabled = ft.augmentation(ctx.task) is None  # frozen teacher: cache unless inputs change each epoch
         with objective:
-            return [fit(model, ctx.task, objective, ft, seed=ctx.seed, desc=desc, quiet=ctx.quiet)]
+            train = ctx.task.with_unlabeled() if ft.unlabeled else None
+            return [fit(model, ctx.task, objective, ft, seed=ctx.seed, desc=desc, quiet=ctx.quiet, train=train)]
 
     @staticmethod
     def _point(ctx: RunContext, cfg: PruneConfig, model: nn.Module, *, step: int, ratio: float, reference: nn.Module | None) -> PrunePoint:

@@ -205,3 +205,20 @@ def test_cache_is_off_by_default_with_augmentation_and_refused_when_forced(tmp_p
     assert ctx.record("student").training.teacher_cache is False and sum(calls) == 2 * len(ctx.task.train) + len(ctx.task.val)
     with pytest.raises(RecipeError, match="cache_teacher is on but training inputs are augmented"):
         _run_distill(tmp_path / "b", cache_teacher=True)
+
+
+def test_unlabeled_inputs_join_the_training_set_and_a_task_without_them_is_refused(tmp_path, caplog):
+    """mnist1d's pool of 20,000 unlabeled inputs joins its 3,600 training samples; digits has no pool:
+    refused before the student trains."""
+    from compress.errors import DataError
+
+    teacher = Train(name="teacher", model={"arch": "cnn1d", "width": 8}, epochs=1)
+    student = Distill(name="student", model={"arch": "cnn1d", "width": 4}, epochs=1, unlabeled=True)
+    with caplog.at_level("INFO", logger="compress"):
+        manifest = Pipeline([teacher, student], task="mnist1d", seed=0).run(tmp_path / "m", quiet=True)
+    assert "student: 20,000 unlabeled inputs join the 3,600 training samples" in caplog.text
+    assert manifest.model("student").training.history[0]["epoch"] == 1
+    refused = Pipeline([TEACHER, Distill(name="s", model=STUDENT, epochs=1, unlabeled=True)], task="digits")
+    with pytest.raises(DataError, match="task 'digits' has no unlabeled inputs"):
+        refused.run(tmp_path / "d", quiet=True)
+    assert not list((tmp_path / "d").rglob("s.pt"))

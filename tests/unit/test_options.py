@@ -55,6 +55,7 @@ STAGE_CASES: dict[str, dict[str, tuple[Any, str]]] = {
         "features": ([{"student": "layer1"}], "features[0].teacher: required key is missing"),
         "controller": ({"kind": "bandit"}, "'learned' or 'search'"),
         "dagger": ({"episodes": 0}, "greater than or equal to 1"),
+        "unlabeled": ("some", "valid boolean"),
     },
     "train_policy": {
         "name": BAD_NAME,
@@ -151,6 +152,7 @@ FINETUNE_CASES = {
     "temperature": (0, "greater than 0"),
     "alpha": (2, "less than or equal to 1"),
     "features": ([{"student": "layer1", "teacher": "layer1", "loss": "hnt"}], "unknown feature loss 'hnt'"),
+    "unlabeled": ("some", "valid boolean"),
 }
 
 # nested settings, set inside a distill stage's feature, schedule, or a benchmark's timing

@@ -44,6 +44,14 @@ def test_unknown_key_in_a_stage_names_key_place_line_and_fix(write_recipe, tiny_
     assert "temprature" in write_recipe(tiny_recipe).read_text().splitlines()[line - 1]
 
 
+def test_a_bare_task_or_target_name_is_short_for_its_name_and_still_checked(write_recipe, tiny_recipe):
+    tiny_recipe["task"], tiny_recipe["target"] = "digits", "ort-cpu"
+    recipe = load_recipe(write_recipe(tiny_recipe))[0]
+    assert recipe.task.name == "digits" and recipe.target.name == "ort-cpu"
+    tiny_recipe["task"] = "digit"
+    assert "did you mean 'digits'" in _error(write_recipe, tiny_recipe)
+
+
 def test_unknown_top_level_key(write_recipe, tiny_recipe):
     tiny_recipe["sead"] = 1
     assert "sead: unknown key; did you mean 'seed'?" in _error(write_recipe, tiny_recipe)
