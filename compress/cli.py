@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         how = "terminated (SIGTERM)" if terminated else "interrupted"
-        after = "; finished stages are kept, run again with --resume to continue" if args.command == "run" else ""
+        resumable = args.command in ("run", "compress", "quantize")
+        after = "; finished stages are kept, run again with --resume to continue" if resumable else ""
         print(f"edge-compress: {how}{after}", file=sys.stderr)
         return 143 if terminated else 130
     except BrokenPipeError:  # `edge-compress recipes | head`: the reader left; nothing more to say
@@ -206,7 +207,15 @@ def _quick(args: argparse.Namespace) -> int:
         print(f"recipe: {args.write_recipe}")
         return 0
     spec, stages = parse_recipe(recipe, source=f"edge-compress {args.command}")
-    return _execute(Pipeline(stages, task=spec.task, name=spec.name, seed=spec.seed, target=spec.target), args)
+    try:
+        return _execute(Pipeline(stages, task=spec.task, name=spec.name, seed=spec.seed, target=spec.target), args)
+    except CompressError as err:
+        if args.command == "compress" and err.message.startswith("quantize:"):  # the recipe keys it names are not flags here
+            fix = (
+                "add --no-int8 --resume to finish with the FP32 models (finished stages are kept), or --write-recipe FILE to tune quantize"
+            )
+            raise type(err)(err.message, fix=fix) from err
+        raise
 
 
 def _run(args: argparse.Namespace) -> int:
