@@ -129,6 +129,8 @@ class Manifest(BaseModel):
         upgraded as they are read)."""
         path = Path(path)
         path = path / MANIFEST if path.is_dir() else path
+        if not path.exists():
+            raise ArtifactError(f"{path}: no such file", fix="give a run folder or its manifest.json (the run's --out)")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):

@@ -95,8 +95,21 @@ class Pipeline:
                     f"acceptance.{key}: no model {name!r} is made by the stages; {did_you_mean(name, planned)}models: {', '.join(planned)}",
                     fix="name one of those models",
                 )
-        if not any(stage.name == "benchmark" for stage in self.stages):
+        benchmarks = [stage for stage in self.stages if stage.name == "benchmark"]
+        if not benchmarks:
             raise RecipeError("acceptance needs a benchmark stage: its gates are checked on measured latencies", fix="add - benchmark: {}")
+        if len(planned) < 2 and self.acceptance.model is None:
+            raise RecipeError(
+                f"acceptance: the stages make only {', '.join(planned) or 'no model'}: nothing to compare with the reference",
+                fix="add the stages that make the model to ship (distill, prune, quantize), or remove the acceptance section",
+            )
+        measured = {str(b) for stage in benchmarks for b in stage.cfg.batch_sizes}
+        unmeasured = sorted(set(self.acceptance.speedup_wanted(sorted(measured))) - measured, key=int)
+        if unmeasured:
+            raise RecipeError(
+                f"acceptance.min_speedup: batch {', '.join(unmeasured)} is not timed (the benchmark times {', '.join(sorted(measured, key=int))})",
+                fix="add it to the benchmark's batch_sizes, or gate a batch size it times",
+            )
 
     def check_code(self) -> None:
         """Import every factory the run names (task and models) and check each is a callable: `validate`

@@ -418,3 +418,20 @@ def test_bad_tune_option(key):
 def test_quantize_cross_checks(config, fragment):
     message = _message(_with_stage("quantize", config))
     assert fragment in message, message
+
+
+@pytest.mark.parametrize(
+    ("acceptance", "keep", "fragment"),
+    [
+        ({"min_speedup": {1: 2, 64: 3}}, None, "acceptance.min_speedup: batch 64 is not timed (the benchmark times 1, 4)"),
+        ({"max_metric_drop": 0.01}, ["train", "benchmark"], "acceptance: the stages make only teacher: nothing to compare"),
+    ],
+)
+def test_gates_that_could_never_be_checked_are_refused_before_any_work(acceptance, keep, fragment):
+    data = {**copy.deepcopy(TINY), "acceptance": acceptance}
+    if keep:
+        data["stages"] = [s for s in data["stages"] if next(iter(s)) in keep or next(iter(s)) == "export"]
+    recipe, stages = parse_recipe(data)
+    with pytest.raises(RecipeError) as err:
+        Pipeline(stages, task=recipe.task, name=recipe.name, seed=recipe.seed, target=recipe.target, acceptance=recipe.acceptance)
+    assert fragment in str(err.value) and "\n" not in str(err.value), str(err.value)
