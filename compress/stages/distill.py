@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from pydantic import Field, ValidationInfo, field_validator
 
 from compress.config import ModelName
@@ -19,7 +20,7 @@ from compress.distill.run import search_student, train_student
 from compress.distill.schedules import Schedule, endpoints
 from compress.distill.trainer import UNLABELED, FitConfig
 from compress.errors import RecipeError
-from compress.models.spec import ModelSpec
+from compress.models.spec import ModelSpec, build_model
 from compress.records import Training
 from compress.stages.base import Planned, Stage, need, register_stage
 
@@ -154,6 +155,7 @@ class Distill(Stage):
 
     def run(self, ctx: RunContext, cfg: DistillConfig) -> RunContext:
         self._check(ctx, cfg)
+        self._warn_if_not_smaller(ctx, cfg)
         if cfg.controller is not None and cfg.controller.kind == "search":
             student, result, info = search_student(ctx, cfg, state_file=ctx.work(SEARCH_STATE))
         else:
@@ -163,6 +165,20 @@ class Distill(Stage):
         parent = None if cfg.self_distill else cfg.teachers[0]
         register_model(ctx, cfg.name, cfg.model, student, Training.model_validate(dict(training)), parent=parent)
         return ctx
+
+    @staticmethod
+    def _warn_if_not_smaller(ctx: RunContext, cfg: DistillConfig) -> None:
+        """Before training: a student at least as large as its (first) teacher is said out loud."""
+        if cfg.self_distill:
+            return
+        with torch.random.fork_rng(devices=[]):  # a look at its size must not move the training's random stream
+            mine = param_count(build_model(cfg.model, ctx.task))
+        theirs = param_count(ctx.module(cfg.teachers[0]))
+        if mine >= theirs:
+            ctx.log(
+                f"  warning: student {cfg.name!r} has {mine:,} parameters, {mine / theirs:.2f}x its teacher's {theirs:,}: "
+                "distilling will not make the model smaller; give a smaller student (model: ...)"
+            )
 
     @staticmethod
     def _check(ctx: RunContext, cfg: DistillConfig) -> None:

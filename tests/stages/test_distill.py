@@ -222,3 +222,12 @@ def test_unlabeled_inputs_join_the_training_set_and_a_task_without_them_is_refus
     with pytest.raises(DataError, match="task 'digits' has no unlabeled inputs"):
         refused.run(tmp_path / "d", quiet=True)
     assert not list((tmp_path / "d").rglob("s.pt"))
+
+
+def test_a_student_no_smaller_than_its_teacher_is_warned_about_before_training(tmp_path, caplog):
+    big = Distill(name="big", model={"arch": "resnet_cnn", "width": 16, "blocks": [1, 1]}, epochs=1)
+    with caplog.at_level("INFO", logger="compress"):
+        Pipeline([TEACHER, big], task="digits", seed=0).run(tmp_path, quiet=True)
+    warned = [r.getMessage() for r in caplog.records if "warning: student 'big'" in r.getMessage()]
+    assert len(warned) == 1 and "its teacher's 5,122: distilling will not make the model smaller" in warned[0], caplog.text
+    assert "warning: student" not in caplog.text.replace(warned[0], "")
