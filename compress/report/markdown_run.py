@@ -34,8 +34,10 @@ def run_line(run: RunInfo | None) -> list[str]:
     if run is None:
         return []
     recorded = [s for s in run.stages if s.duration_s is not None]
+    running = len(run.stages) - len(recorded)  # the report stage, writing this, has no time yet
+    also = f" (of {len(run.stages)}; the report's own is not counted)" if running else ""
     return [
-        f"Run `{run.name}`, started {_when(run.created)}; its {len(recorded)} recorded stages took {duration(run.total_s)} "
+        f"Run `{run.name}`, started {_when(run.created)}; its {len(recorded)} timed stages{also} took {duration(run.total_s)} "
         "(stage times, files and the recipe are under **Run** at the end).",
         "",
     ]

@@ -41,7 +41,7 @@ def _render(run, *models):
 
 def test_the_durations_table_lists_every_stage_and_the_one_writing_the_report():
     text = _render(_run_info())
-    assert "Run `demo`, started 2026-11-28 02:37 UTC; its 2 recorded stages took 44.5 s" in text
+    assert "Run `demo`, started 2026-11-28 02:37 UTC; its 2 timed stages (of 3; the report's own is not counted) took 44.5 s" in text
     assert "| train | train | 02:37:46 | 37.9 s | done |" in text
     assert "| benchmark | benchmark | 02:38:24 | 6.6 s | reused from an earlier run (its first time shown) |" in text
     assert "| report | report | 02:38:31 | writing this report | running |" in text
