@@ -9,6 +9,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "as_recorded",
     "no_booleans_as_numbers",
     "StageConfig",
     "ModelName",
@@ -114,3 +115,28 @@ class Acceptance(StageConfig):
         if isinstance(self.min_speedup, dict):
             return {str(b): x for b, x in self.min_speedup.items()}
         return dict.fromkeys(batches, self.min_speedup)
+
+
+def as_recorded(config: BaseModel, dumped: dict[str, Any], recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """`dumped` (config's JSON dump) without the settings `recorded` (an earlier run's dump of the same
+    stage) lacks and that hold their default: options added to edge-compress since that run default to
+    what it did, so they must not make its finished stages look changed. Nested configs are compared
+    the same way."""
+    if recorded is None:
+        return dumped
+    kept: dict[str, Any] = {}
+    for key, value in dumped.items():
+        field = type(config).model_fields.get(key)
+        if key not in recorded:
+            if field is not None and not field.is_required() and _dumped(field.get_default(call_default_factory=True)) == value:
+                continue
+            kept[key] = value
+            continue
+        inner = getattr(config, key, None)
+        nested = isinstance(inner, BaseModel) and isinstance(value, dict) and isinstance(recorded[key], dict)
+        kept[key] = as_recorded(inner, value, recorded[key]) if nested else value
+    return kept
+
+
+def _dumped(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value

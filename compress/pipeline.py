@@ -17,7 +17,7 @@ import torch
 
 from compress import distributed, rundir
 from compress.bench.runners import TargetSpec
-from compress.config import Acceptance
+from compress.config import Acceptance, as_recorded
 from compress.context import RunContext
 from compress.data.spec import TaskSpec
 from compress.errors import ArtifactError, RecipeError
@@ -239,7 +239,8 @@ class Pipeline:
     def _run_stage(
         self, ctx: RunContext, index: int, sid: str, stage: Stage, parent: str | None, previous: Manifest | None, hashes: dict[str, str]
     ) -> StageRecord:
-        cfg = stage.cfg.model_dump(mode="json")
+        old = previous.find(sid) if previous else None
+        cfg = as_recorded(stage.cfg, stage.cfg.model_dump(mode="json"), old.config if old else None)
         inputs = {p: hashes.get(p) or sha256_file(ctx.path(p)) for rec in ctx.models.values() for p in rec.files()}
         settings = {k: v for k, v in self.settings().items() if k in ("seed", "task", "target")}
         if stage.shows_verdict and self.acceptance is not None:
@@ -248,7 +249,6 @@ class Pipeline:
             cpu = self.target.deploy_cpu()
             settings["cpu"] = {"target": cpu.kind.name, "host": cpu.host.name}
         key = config_hash({"type": stage.name, "config": cfg, "settings": settings, "inputs": inputs})
-        old = previous.find(sid) if previous else None
         reuse = old is not None and old.key == key and old.outputs_intact(ctx.run_dir)
         distributed.broadcast_object(old.models if reuse else None)  # the other ranks follow (see _follow)
         if reuse:

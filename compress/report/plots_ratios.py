@@ -179,7 +179,15 @@ def _ratio_panel(ax, panel: RatioPanel, reference: str, recommended: str | None,
             i, right - left, left=left, height=0.6, color=color, hatch="///" if bar.noisy else None, edgecolor=NOISY if bar.noisy else color
         )
         if bar.low is not None and bar.high is not None and bar.high > bar.low:
-            ax.errorbar(bar.ratio, i, xerr=[[bar.ratio - bar.low], [bar.high - bar.ratio]], fmt="none", color=INK, capsize=2, lw=0.8)
+            ax.errorbar(
+                bar.ratio,
+                i,
+                xerr=[[max(bar.ratio - bar.low, 0.0)], [max(bar.high - bar.ratio, 0.0)]],
+                fmt="none",
+                color=INK,
+                capsize=2,
+                lw=0.8,
+            )
         text = ratio_words(bar.ratio, panel.better, panel.worse) + (" (noisy)" if bar.noisy else "")
         ax.annotate(text, (max(*_ends(bar), 1.0), i), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7,
                     color=INK if bar.ratio >= 1 else BAD, fontweight="normal" if bar.ratio >= 1 else "bold")  # fmt: skip

@@ -61,3 +61,18 @@ def test_the_hard_label_loss_counts_only_labelled_samples():
     expected = torch.nn.functional.mse_loss(reg_out[[0, 2]], targets[[0, 2]])
     assert torch.isclose(task_loss(reg_out, targets, "regression"), expected)
     assert task_loss(torch.randn(3, 1), torch.tensor([1.0, math.nan, 2.0]), "regression").isfinite()
+
+
+def test_an_option_added_since_a_run_does_not_make_its_stages_look_changed():
+    """`unlabeled` arrived after older runs were recorded: at its default it is left out of the resume key;
+    set, it is kept, at the top level and inside prune's fine-tune settings."""
+    from compress.config import as_recorded
+    from compress.stages.prune import PruneConfig
+
+    old = PruneConfig(model="student").model_dump(mode="json")
+    del old["finetune"]["unlabeled"]
+    same = PruneConfig(model="student")
+    assert as_recorded(same, same.model_dump(mode="json"), old) == old
+    changed = PruneConfig(model="student", finetune={"unlabeled": True})
+    assert as_recorded(changed, changed.model_dump(mode="json"), old)["finetune"]["unlabeled"] is True
+    assert as_recorded(same, same.model_dump(mode="json"), None)["finetune"]["unlabeled"] is False
