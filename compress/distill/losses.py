@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from compress.data.task import NO_CLASS
 from compress.registry import Registry
 
 __all__ = [
@@ -57,9 +58,9 @@ def huber_response_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, *,
 
 def task_loss(outputs: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
     """The hard-label loss: cross-entropy for classification, MSE for regression, over the labelled
-    samples of the batch (unlabeled inputs carry -100 or NaN targets); zero when it has none."""
+    samples of the batch (unlabeled inputs carry NO_CLASS or NaN targets); zero when it has none."""
     if kind == "classification":
-        labelled = targets != -100
+        labelled = targets != NO_CLASS
         return F.cross_entropy(outputs[labelled], targets[labelled]) if labelled.any() else outputs.sum() * 0.0
     targets = targets.reshape(outputs.shape)
     labelled = ~torch.isnan(targets).any(dim=-1) if targets.dim() > 1 else ~torch.isnan(targets)
