@@ -77,6 +77,8 @@ def compress_recipe(args: argparse.Namespace) -> dict[str, Any]:
     """The recipe the `compress` command's flags stand for: the whole-chain template (compress.starter)."""
     from compress.starter import chain_recipe, model_entry, student_for, task_entry
 
+    if args.checkpoint and not Path(args.checkpoint).expanduser().is_file():
+        raise RecipeError(f"--checkpoint {args.checkpoint!r} is not a file", fix="give the path of your model's saved state dict")
     shape, kind = _task_facts(task_entry(args.task))
     student = student_for(shape) if args.student == "auto" else model_entry(args.student)
     return chain_recipe(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compress.errors import RecipeError
+from compress.registry import did_you_mean
 
 __all__ = ["resolve_callable", "check_callable_spec"]
 
@@ -37,7 +38,10 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise RecipeError(f"module {module_name!r} has no attribute {attr!r} (from {spec!r})")
+            public = [name for name in dir(obj) if not name.startswith("_")]
+            raise RecipeError(
+                f"module {module_name!r} has no attribute {attr!r} (from {spec!r}); {did_you_mean(part, public)}".rstrip("; ")
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise RecipeError(f"{spec!r} is not callable")

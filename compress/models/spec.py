@@ -51,6 +51,8 @@ class ModelSpec(BaseModel):
         if self.factory is not None:
             check_callable_spec(self.factory)
             return self
+        if self.arch not in MODELS and "." in self.arch:
+            raise ValueError(f"{MODELS.unknown_message(self.arch)}; for your own model write module:function, with a colon")
         MODELS.check(self.arch)
         params = inspect.signature(MODELS.get(self.arch)).parameters
         allowed = [p for p in params if p not in _INJECTED]
@@ -131,7 +133,8 @@ def check_fits_task(model: nn.Module, label: str, task: TaskData) -> None:
     except RuntimeError as err:
         first = first_line(err)
         raise DataError(
-            f"model {label!r} cannot take task {task.name!r} inputs of shape {tuple(example.shape)}: {first}",
+            f"model {label!r} cannot take task {task.name!r} samples of shape {tuple(example.shape[1:])} "
+            f"(tried a batch of {example.shape[0]}): {first}",
             fix="change the model's input size or the task",
         ) from None
     finally:

@@ -103,7 +103,7 @@ class PointLatency(Record):
 class PrunePoint(Record):
     step: int
     ratio: float = Field(description="fraction of the prunable layers' output channels removed, as measured on the model")
-    channels: int
+    channels: int = Field(description="output channels of the prunable layers (the classifier's outputs are not counted)")
     params: int
     macs: int
     latency_ms: PointLatency

@@ -86,8 +86,9 @@ def _yaml(recipe: dict[str, Any]) -> str:
 
 
 def _set_only(value: Any) -> Any:
+    """Unset options dropped; keys that JSON turned into strings ("32" of `min_speedup: {32: 6}`) shown as written."""
     if isinstance(value, dict):
-        return {k: _set_only(v) for k, v in value.items() if v is not None}
+        return {int(k) if isinstance(k, str) and k.isdigit() else k: _set_only(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         return [_set_only(v) for v in value]
     return value

@@ -89,6 +89,7 @@ def train_ppo(
     sb3 = _sb3()
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger
 
     linears, act = _actor_layout(model)
     hidden = [layer.out_features for layer in linears]
@@ -103,6 +104,7 @@ def train_ppo(
         policy_kwargs={"net_arch": {"pi": hidden, "vf": hidden}, "activation_fn": act},
         **settings,
     )
+    agent.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes an empty /tmp/SB3-<date> folder per run
     best = {"score": -np.inf, "state": copy.deepcopy(model.state_dict()), "step": 0}
 
     class Validate(BaseCallback):

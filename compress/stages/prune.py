@@ -204,7 +204,8 @@ class Prune(Stage):
         models = [model] if reference is None else [reference, model]
         timed = interleaved(models, ctx, cfg.target.batch_size, cfg.timing) if distributed.is_main() else None
         latency = distributed.broadcast_object(timed and timed[-1])
-        channels = sum(_out_channels(m) for m in model.modules())
+        head = classifier(model)  # its outputs are the task's, never pruned: not counted
+        channels = sum(_out_channels(m) for m in model.modules() if m is not head)
         return PrunePoint(
             step=step,
             ratio=round(ratio, 4),

@@ -445,6 +445,11 @@ CHECKPOINTS = [
         "checkpoint 'teacher.pt' does not exist",
         {"r.yaml": recipe({"load": {"model": {"arch": "mlp", "hidden": [16], "checkpoint": "teacher.pt"}}})},
     ),
+    Case(
+        "compress-checkpoint-missing",
+        ("compress", "--model", "mlp", "--checkpoint", "teacher.pt", "--task", "digits"),
+        "--checkpoint 'teacher.pt' is not a file; give the path of your model's saved state dict",
+    ),
     *[
         Case(
             f"checkpoint-{kind}",

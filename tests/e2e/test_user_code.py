@@ -154,7 +154,7 @@ def test_validate_imports_the_factories_a_recipe_names(user_dir, write_recipe):
         ({**good, "task": {"factory": "nosuch.module:make"}}, "task: cannot import 'nosuch.module'"),
         (
             {**good, "stages": [{"train": {"model": {"factory": "usercode:make_modle"}}}]},
-            "model 'usercode:make_modle': module 'usercode' has no attribute 'make_modle'",
+            "model 'usercode:make_modle': module 'usercode' has no attribute 'make_modle' (from 'usercode:make_modle'); did you mean 'make_model'",
         ),
     ]
     for i, (recipe, message) in enumerate(cases):

@@ -36,6 +36,9 @@ def test_each_family_prunes_reloads_and_exports_with_parity(tmp_path, task, arch
     curve = result.prune.curve
     assert [p.step for p in curve] == [0, 1, 2]
     assert curve[-1].params < 0.6 * curve[0].params and curve[-1].channels < curve[0].channels
+    assert curve[-1].channels / curve[0].channels == pytest.approx(
+        1 - curve[-1].ratio, abs=0.01
+    )  # the classifier's outputs are not counted
     assert result.prune.target_met and result.params == curve[-1].params
     assert manifest.records()["base_pruned"].parity.max_abs_diff < 1e-4
     training = result.training  # the fine-tunes of both steps, end to end: the report draws it as a curve

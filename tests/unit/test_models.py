@@ -57,7 +57,7 @@ def test_factory_model_with_wrong_input_size_names_the_shapes(tmp_path, monkeypa
     (tmp_path / "usermodels.py").write_text("from torch import nn\ndef make():\n    return nn.Linear(10, 10)\n")
     monkeypatch.chdir(tmp_path)
     task = TASKS.get("digits")()
-    with pytest.raises(DataError, match=r"cannot take task 'digits' inputs of shape \(2, 1, 8, 8\)") as err:
+    with pytest.raises(DataError, match=r"cannot take task 'digits' samples of shape \(1, 8, 8\) \(tried a batch of 2\)") as err:
         build_model(ModelSpec(factory="usermodels:make"), task)
     assert "\n" not in str(err.value)
 

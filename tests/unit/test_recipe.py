@@ -76,6 +76,8 @@ def test_bad_model_arguments_and_names(write_recipe, tiny_recipe):
     assert "stages[0].train.model: unknown argument 'hiden' for arch 'mlp'" in _error(write_recipe, tiny_recipe)
     tiny_recipe["stages"][0]["train"]["model"] = {"arch": "resnet"}
     assert "unknown model architecture 'resnet'; did you mean 'resnet_cnn'?" in _error(write_recipe, tiny_recipe)
+    tiny_recipe["stages"][0]["train"]["model"] = {"arch": "mymodels.make_net"}
+    assert "for your own model write module:function, with a colon" in _error(write_recipe, tiny_recipe)
 
 
 def test_model_not_made_by_an_earlier_stage(write_recipe, tiny_recipe):

@@ -26,6 +26,7 @@ def _model(name, **fields):
 
 def _run_info():
     recipe = {"name": "demo", "seed": 0, "task": {"name": "digits", "factory": None}, "stages": [{"train": {"epochs": 3}}]}
+    recipe["acceptance"] = {"min_speedup": {"1": 3.0, "32": 6.0}}  # as the manifest's JSON holds it
     stages = [
         StageTime(id="train", type="train", status="done", started="2026-11-28T02:37:46+00:00", duration_s=37.9),
         StageTime(id="benchmark", type="benchmark", status="reused", started="2026-11-28T02:38:24+00:00", duration_s=6.6),
@@ -57,7 +58,8 @@ def test_files_of_each_model_and_the_recipe_as_yaml():
     assert "| teacher | fp32 | `export/teacher.onnx` | `train/teacher.pt` |" in text
     assert "| teacher_int8 | int8 | `quantize/teacher_int8.onnx` | - |" in text
     block = text.split("```yaml\n", 1)[1].split("\n```", 1)[0]
-    assert yaml.safe_load(block) == {"name": "demo", "seed": 0, "task": {"name": "digits"}, "stages": [{"train": {"epochs": 3}}]}
+    expected = {"name": "demo", "seed": 0, "task": {"name": "digits"}, "stages": [{"train": {"epochs": 3}}]}
+    assert yaml.safe_load(block) == expected | {"acceptance": {"min_speedup": {1: 3.0, 32: 6.0}}}  # batch sizes as written
     html = render_html(text, "t")
     assert "<details>\n<summary>The recipe as validated" in html and '<code class="language-yaml">name: demo' in html
 

@@ -154,3 +154,16 @@ def test_ppo_actor_copy_is_exact_and_needs_a_zoo_mlp():
     assert check_copy(agent.policy, model, np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32)) < 1e-5
     with pytest.raises(RecipeError, match="zoo 'mlp' policies"):
         copy_actor(agent.policy, resnet_cnn((1, 8, 8), 2))
+
+
+def test_ppo_training_leaves_no_logger_folder_in_the_temp_dir(tmp_path, monkeypatch):
+    pytest.importorskip("stable_baselines3")
+    import tempfile
+
+    from compress.models.zoo import mlp
+    from compress.rl.ppo import PPOConfig, train_ppo
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    cfg = PPOConfig(timesteps=64, n_envs=1, n_steps=32, batch_size=32, n_epochs=1, eval_every=64)
+    train_ppo(mlp((4,), 2, hidden=(8,), activation="tanh"), "CartPole-v1", cfg, seed=0, validate=lambda m: 0.0, quiet=True)
+    assert not list(tmp_path.glob("SB3-*"))
