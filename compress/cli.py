@@ -69,6 +69,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     run.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars or stage lines; only the final summary of models and paths"
     )
+    from compress.cli_quick import add_train_threads
+
+    add_train_threads(run)
 
     validate = sub.add_parser(
         "validate",
@@ -231,9 +234,9 @@ def _execute(pipeline, args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / pipeline.name
     if distributed.init_from_env() and not distributed.is_main():
         logging.getLogger().setLevel(logging.WARNING)  # rank 0 speaks for the run
-        pipeline.run(out, quiet=True)
+        pipeline.run(out, quiet=True, train_threads=args.train_threads)
         return 0
-    manifest = pipeline.run(out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet)
+    manifest = pipeline.run(out, resume=args.resume, overwrite=args.overwrite, quiet=args.quiet, train_threads=args.train_threads)
     reused = [s.id for s in manifest.stages if s.status == "reused"]
     print(f"run folder: {out}")
     if reused:

@@ -11,7 +11,7 @@ from typing import Any
 from compress.errors import RecipeError
 from compress.starter import EPOCHS
 
-__all__ = ["add_quick_commands", "compress_recipe", "quantize_recipe"]
+__all__ = ["add_quick_commands", "add_train_threads", "compress_recipe", "quantize_recipe"]
 
 QUANTIZE_EPILOG = """\
 examples:
@@ -135,11 +135,22 @@ def quantize_recipe(args: argparse.Namespace) -> dict[str, Any]:
 def _add_run_options(command: argparse.ArgumentParser, default_out: str) -> None:
     command.add_argument("--cpu", default="auto", help="the CPU it will run on: auto (this one), x86-avx2, x86-avx512, x86-vnni, arm64")
     command.add_argument("--threads", type=int, help="threads for the benchmark (default: the CPUs this process may use)")
+    add_train_threads(command)
     command.add_argument("--out", type=Path, help=f"run folder (default: {default_out})")
     command.add_argument("--write-recipe", type=Path, metavar="FILE", help="write the recipe these flags make to FILE and stop")
     mode = command.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="reuse finished stages")
     mode.add_argument("--overwrite", action="store_true", help="replace an earlier run in the folder")
+
+
+def add_train_threads(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--train-threads",
+        type=int,
+        metavar="N",
+        help="PyTorch threads for training (default: the target's threads); fewer leave cores to other jobs, latency is "
+        "still measured with the target's",
+    )
 
 
 def _name(stem: str, suffix: str) -> str:

@@ -59,6 +59,7 @@ class Pipeline:
         self.target = _target(target)
         self.acceptance = acceptance_of(acceptance)
         self.ids = _stage_ids(self.stages)
+        self.train_threads: int | None = None  # PyTorch threads while training; None: the target's threads
         self.check()
 
     @classmethod
@@ -152,8 +153,21 @@ class Pipeline:
             **({"acceptance": self.acceptance.model_dump(mode="json", exclude_none=True)} if self.acceptance else {}),
         }
 
-    def run(self, out: str | Path | None = None, *, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> Manifest:
+    def run(
+        self,
+        out: str | Path | None = None,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        quiet: bool = False,
+        train_threads: int | None = None,
+    ) -> Manifest:
+        """Run the stages into `out` (default runs/<name>). `train_threads`: PyTorch threads for training and
+        the other PyTorch work (default: the target's threads); latency is measured with the target's."""
         run_dir = Path(out) if out is not None else Path("runs") / self.name
+        if train_threads is not None and train_threads < 1:
+            raise RecipeError(f"train_threads must be at least 1, got {train_threads}", fix="give a positive thread count")
+        self.train_threads = train_threads
         if not distributed.is_main():
             return self._follow(run_dir)
         show_lines(quiet=quiet)
@@ -209,7 +223,7 @@ class Pipeline:
         return manifest
 
     def _context(self, run_dir: Path, quiet: bool) -> RunContext:
-        torch.set_num_threads(max(1, self.target.num_threads // distributed.local_world_size()))
+        torch.set_num_threads(max(1, (self.train_threads or self.target.num_threads) // distributed.local_world_size()))
         task = self.task.load()
         return RunContext(run_dir=run_dir, task=task, target=self.target, seed=self.seed, quiet=quiet, acceptance=self.acceptance)
 
