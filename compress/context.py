@@ -119,3 +119,12 @@ class RunContext:
 
     def log(self, message: str) -> None:
         log.info(message)
+
+    def training_inputs(self, unlabeled: bool, who: str) -> torch.utils.data.Dataset | None:
+        """What a stage fits `who` on: None (the task's train split), or with `unlabeled` that split followed
+        by the task's unlabeled inputs (a one-line error when it has none), counted in the log."""
+        if not unlabeled:
+            return None
+        train = self.task.with_unlabeled()
+        self.log(f"  {who}: {len(train) - len(self.task.train):,} unlabeled inputs join the {len(self.task.train):,} training samples")
+        return train

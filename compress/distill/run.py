@@ -39,9 +39,7 @@ def train_student(
         objective.agreement = _agreement(ctx, objective, student)
         untrained = ctx.task.evaluate(torch_predictor(student.eval()), "val")[ctx.task.metric.name]
         objective.controller.prime(untrained, objective.agreement())  # so that the first epoch's gain is measured too
-    data, train = None, ctx.task.with_unlabeled() if cfg.unlabeled else None
-    if train is not None:
-        ctx.log(f"  {cfg.name}: {len(train) - len(ctx.task.train):,} unlabeled inputs join the {len(ctx.task.train):,} training samples")
+    data, train = None, ctx.training_inputs(cfg.unlabeled, cfg.name)
     if cfg.dagger is not None:
         data = Dagger(ctx.task, objective.teachers[0], cfg.dagger)  # type: ignore[arg-type]
     with objective:

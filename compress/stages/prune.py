@@ -190,7 +190,7 @@ class Prune(Stage):
         objective = DistillObjective(model, [teacher], ft.objective(), kind=ctx.task.kind, example=ctx.task.example_input(2))
         objective.cache_enabled = ft.augmentation(ctx.task) is None  # frozen teacher: cache unless inputs change each epoch
         with objective:
-            train = ctx.task.with_unlabeled() if ft.unlabeled else None
+            train = ctx.training_inputs(ft.unlabeled, desc)
             return [fit(model, ctx.task, objective, ft, seed=ctx.seed, desc=desc, quiet=ctx.quiet, train=train)]
 
     @staticmethod

@@ -17,7 +17,7 @@ from compress.deploy import add_int8_model, check_int8, describe_check
 from compress.distill.losses import LOSSES
 from compress.distill.objective import DistillObjective, ObjectiveSpec
 from compress.distill.record import TRAIN_STATE, training_of
-from compress.distill.trainer import FitConfig, FitResult, fit
+from compress.distill.trainer import UNLABELED, FitConfig, FitResult, fit
 from compress.fsio import atomic_path
 from compress.models.predict import torch_predictor
 from compress.records import QuantResult, Score
@@ -42,6 +42,7 @@ class QadConfig(FitConfig):
     calibration_samples: int = Field(256, ge=1, description="training samples that set the initial activation ranges (min/max)")
     opset: int = Field(17, ge=13, le=20, description="ONNX opset of the INT8 file (13 to 20: the legacy exporter writes it)")
     reduce_range: SevenBitWeights = None
+    unlabeled: bool = Field(False, description=UNLABELED)
     min_agreement: Agreement = Field(
         0.98, description="least top-1 agreement of the INT8 file with the fake-quantized model, through the target's arithmetic"
     )
@@ -169,5 +170,6 @@ class Qad(Stage):
                 desc=f"qad {cfg.output}",
                 quiet=ctx.quiet,
                 checkpoint=ctx.work(TRAIN_STATE),
+                train=ctx.training_inputs(cfg.unlabeled, cfg.output),
             )
         return student, result, before

@@ -41,3 +41,17 @@ def test_qad_of_an_attention_model_is_refused_in_one_line_before_training(tmp_pa
         Pipeline([tokens, Qad(model="vit", epochs=1)], task="digits").run(tmp_path, quiet=True)
     assert "qad: cannot fake-quantize inside the MultiheadAttention layer 'layer1.attn'" in str(err.value)
     assert "\n" not in str(err.value) and not (tmp_path / "qad" / "vit_qad.onnx").exists()
+
+
+def test_qad_can_learn_the_teachers_outputs_on_unlabeled_inputs_too(tmp_path, caplog):
+    from compress.errors import DataError
+
+    cnn1d = Train(name="cnn", model={"arch": "cnn1d", "width": 8}, epochs=1)
+    qad = Qad(model="cnn", epochs=1, freeze_after=0, calibration_samples=64, unlabeled=True)
+    with caplog.at_level("INFO", logger="compress"):
+        manifest = Pipeline([cnn1d, Export(), qad], task="mnist1d").run(tmp_path / "m", quiet=True)
+    assert "cnn_qad: 20,000 unlabeled inputs join the 3,600 training samples" in caplog.text
+    assert manifest.model("cnn_qad").kind == "int8"
+    with pytest.raises(DataError, match="task 'digits' has no unlabeled inputs"):
+        Pipeline([CNN, Export(), Qad(model="cnn", epochs=1, unlabeled=True)], task="digits").run(tmp_path / "d", quiet=True)
+    assert not (tmp_path / "d" / "qad" / "cnn_qad.onnx").exists()

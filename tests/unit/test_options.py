@@ -124,6 +124,7 @@ STAGE_CASES["qad"] = {
     "calibration_samples": (0, "greater than or equal to 1"),
     "opset": (11, "greater than or equal to 13"),
     "reduce_range": ("maybe", "valid boolean"),
+    "unlabeled": ("some", "valid boolean"),
     "min_agreement": (-0.1, "greater than or equal to 0"),
 }
 TUNE_CASES = {
