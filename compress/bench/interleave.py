@@ -10,6 +10,7 @@ before anything is timed."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,8 @@ Timed = tuple[dict[str, dict[str, Any]], dict[str, Any]]
 
 def time_interleaved(sessions: dict[str, Sessions], batches: dict[str, Batch], timing: TimingConfig) -> dict[str, Timed]:
     """Per model name: (latency statistics per batch key, memory). With two models or more, every
-    statistics dict has `interleaved: True`: its round medians pair with the other models' rounds."""
+    statistics dict has `interleaved: True` and a `round_group` id shared by the models of this call at
+    that batch: its round medians pair with theirs, and with no other timing's."""
     memory = {name: memory_window(s, batches, timing) for name, s in sessions.items()}
     latency: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in sessions}
     for key, x in batches.items():
@@ -60,10 +62,11 @@ def _time_batch(sessions: dict[str, Sessions], x: Batch, timing: TimingConfig) -
     rounds: dict[str, list[np.ndarray]] = {name: [] for name in names}
     peaks: dict[str, list[int]] = {name: [] for name in names}
     loads = {name: s.loads for name, s in sessions.items()}
+    group = uuid.uuid4().hex[:12] if len(names) > 1 else None  # these rounds pair with each other, not with another timing's
     for r in range(timing.rounds):
         for name in rotation(names, r):
             rounds[name].append(_round(sessions[name], x, timing, peaks[name]))
-    return {name: _stats(rounds[name], peaks[name], sessions[name].loads - loads[name], len(x), timing, len(names) > 1) for name in names}
+    return {name: _stats(rounds[name], peaks[name], sessions[name].loads - loads[name], len(x), timing, group) for name in names}
 
 
 def _round(sessions: Sessions, x: Batch, timing: TimingConfig, peaks: list[int]) -> np.ndarray:
@@ -78,11 +81,11 @@ def _round(sessions: Sessions, x: Batch, timing: TimingConfig, peaks: list[int])
     return samples
 
 
-def _stats(rounds: list[np.ndarray], peaks: list[int], loads: int, batch: int, timing: TimingConfig, interleaved: bool) -> dict[str, Any]:
+def _stats(rounds: list[np.ndarray], peaks: list[int], loads: int, batch: int, timing: TimingConfig, group: str | None) -> dict[str, Any]:
     stats = summarize(rounds, batch_size=batch, noise_threshold=timing.noise_threshold)
     stats["device_peak_mb"] = max(peaks) / 1024**2 if peaks else None
     stats["loads"] = max(loads, 1)  # without fresh sessions, every round ran on the one load made before the timing
-    stats["interleaved"] = interleaved
+    stats["interleaved"], stats["round_group"] = group is not None, group
     return stats
 
 

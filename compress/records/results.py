@@ -265,6 +265,9 @@ class LatencyStats(Record):
     interleaved: bool = Field(
         False, description="round i of every model in this benchmark ran back to back: round medians pair across models"
     )
+    round_group: str | None = Field(
+        None, description="id of the interleaved timing these rounds belong to: they pair only with rounds of the same id"
+    )
 
 
 class Memory(Record):

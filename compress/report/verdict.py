@@ -104,7 +104,8 @@ def _speedup(model: ModelRecord, reference: ModelRecord, target: str, batch: str
     if len(mine.round_p50 or []) >= 2 and len(theirs.round_p50 or []) >= 2:
         from compress.bench.compare import compare_rounds
 
-        paired = mine.interleaved and theirs.interleaved and len(mine.round_p50) == len(theirs.round_p50)
+        paired = mine.interleaved and theirs.interleaved and mine.round_group == theirs.round_group
+        paired = paired and len(mine.round_p50) == len(theirs.round_p50)
         found = compare_rounds(mine.round_p50, theirs.round_p50, paired=paired)
         # the interval is of the round medians' ratio; the p50 ratio of all calls can fall just outside it
         low, high = min(1 / found.ci_high, value), max(1 / found.ci_low, value)

@@ -92,11 +92,15 @@ def test_every_model_is_marked_interleaved_with_the_configured_rounds_and_its_ow
             # the spike on odd rounds is in both models' round medians, in the same rounds
             assert stats["round_p50"] == pytest.approx([MS[name], 2 * MS[name]] * (TIMING.rounds // 2))
     assert _round_order(runner.log) == ["teacher", "student", "student", "teacher"] * 2 * len(BATCHES)
+    groups = {key: {found[name][0][key]["round_group"] for name in found} for key in BATCHES}
+    assert all(len(g) == 1 and None not in g for g in groups.values()), "one group per batch size, shared by the models"
+    again = time_interleaved(_sessions(FakeRunner(), ["teacher", "student"]), BATCHES, TIMING)
+    assert again["teacher"][0]["1"]["round_group"] not in groups["1"], "another timing's rounds do not pair with these"
 
 
 def test_one_model_alone_is_not_marked_interleaved():
     found = time_interleaved(_sessions(FakeRunner(), ["student"]), BATCHES, TIMING)
-    assert all(stats["interleaved"] is False for stats in found["student"][0].values())
+    assert all(stats["interleaved"] is False and stats["round_group"] is None for stats in found["student"][0].values())
 
 
 def test_without_fresh_sessions_every_round_runs_on_the_one_load():

@@ -88,9 +88,10 @@ def test_a_bad_acceptance_section_is_refused(section, words):
         Acceptance.model_validate(section)
 
 
-def _rounds_model(name: str, rounds: list[float], *, interleaved: bool, accuracy: float = 0.99) -> ModelRecord:
+def _rounds_model(name: str, rounds: list[float], *, interleaved: bool, accuracy: float = 0.99, group: str | None = None) -> ModelRecord:
     """A model timed at batch 1 only, with these round medians (its p50 their median)."""
-    stats = LatencyStats(p50=sorted(rounds)[len(rounds) // 2], p90=max(rounds), round_p50=rounds, interleaved=interleaved)
+    p50 = sorted(rounds)[len(rounds) // 2]
+    stats = LatencyStats(p50=p50, p90=max(rounds), round_p50=rounds, interleaved=interleaved, round_group=group)
     return ModelRecord(
         name=name,
         stage="x",
@@ -119,11 +120,14 @@ def test_interleaved_rounds_pair_and_the_shared_noise_cancels_out():
     assert paired.high - paired.low < unpaired.high - unpaired.low
 
 
-def test_rounds_pair_only_when_both_sides_are_interleaved_with_equal_counts():
-    teacher = _rounds_model("teacher", SHARED_NOISE["teacher"], interleaved=True)
-    fewer = _rounds_model("student", SHARED_NOISE["student"][:4], interleaved=True)
+def test_rounds_pair_only_when_both_sides_are_interleaved_together_with_equal_counts():
+    teacher = _rounds_model("teacher", SHARED_NOISE["teacher"], interleaved=True, group="a")
+    fewer = _rounds_model("student", SHARED_NOISE["student"][:4], interleaved=True, group="a")
     old = _rounds_model("student", SHARED_NOISE["student"], interleaved=False)
-    for student in (fewer, old):
+    elsewhere = _rounds_model("student", SHARED_NOISE["student"], interleaved=True, group="b")  # another benchmark stage's timing
+    together = _rounds_model("student", SHARED_NOISE["student"], interleaved=True, group="a")
+    assert decide(_summary(teacher, together), None).standing("student").speedup["1"].low == pytest.approx(10)
+    for student in (fewer, old, elsewhere):
         found = decide(_summary(teacher, student), None).standing("student").speedup["1"]
         assert found.high - found.low > 5  # compared unpaired: no error, a wide interval
 
