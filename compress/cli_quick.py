@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from compress.errors import RecipeError
 from compress.starter import EPOCHS
@@ -62,7 +62,8 @@ def add_quick_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--student",
         default="auto",
-        help="auto (a MobileNetV2-style CNN for images and sequences, an MLP for feature vectors), a zoo arch, or module:function",
+        help="auto (a MobileNetV2-style CNN for images and sequences, an MLP for feature vectors, the largest with at most "
+        "a quarter of the teacher's parameters), a zoo arch, or module:function",
     )
     c.add_argument("--epochs", type=int, default=EPOCHS, help=f"distillation epochs (default {EPOCHS})")
     c.add_argument("--prune", type=float, default=0.5, metavar="RATIO", help="fraction of the student's channels to remove (0: no pruning)")
@@ -79,8 +80,8 @@ def compress_recipe(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.checkpoint and not Path(args.checkpoint).expanduser().is_file():
         raise RecipeError(f"--checkpoint {args.checkpoint!r} is not a file", fix="give the path of your model's saved state dict")
-    shape, kind = _task_facts(task_entry(args.task))
-    student = student_for(shape) if args.student == "auto" else model_entry(args.student)
+    facts = _task_facts(task_entry(args.task), model_entry(args.model))
+    student = student_for(facts.shape, facts.outputs, facts.teacher_params) if args.student == "auto" else model_entry(args.student)
     return chain_recipe(
         _name(args.model.rsplit(":", 1)[-1], "_edge"),
         task=args.task,
@@ -91,23 +92,38 @@ def compress_recipe(args: argparse.Namespace) -> dict[str, Any]:
         prune=args.prune,
         int8=args.int8,
         target=_target(args),
-        regression=kind == "regression",
+        regression=facts.kind == "regression",
     )
 
 
-def _task_facts(task: dict[str, Any]) -> tuple[tuple[int, ...], str]:
-    """One sample's shape and the task's kind (the template's student and loss depend on them)."""
+class _Facts(NamedTuple):
+    shape: tuple[int, ...]
+    outputs: int
+    kind: str
+    teacher_params: int
+
+
+def _task_facts(task: dict[str, Any], teacher: dict[str, Any]) -> _Facts:
+    """One sample's shape, the task's outputs and kind, and the teacher's size (the template's student and
+    loss depend on them); the teacher is built untrained only to be counted."""
     from pydantic import ValidationError
 
     from compress.data.spec import TaskSpec
+    from compress.models.spec import ModelSpec, build_model
 
     try:
         spec = TaskSpec.model_validate(task)
     except ValidationError as err:
         why = err.errors()[0]["msg"].removeprefix("Value error, ")
         raise RecipeError(f"--task: {why}", fix="give a built-in task (digits, mnist1d, diabetes) or module:function") from None
+    try:
+        model = ModelSpec.model_validate(teacher)
+    except ValidationError as err:
+        why = err.errors()[0]["msg"].removeprefix("Value error, ")
+        raise RecipeError(f"--model: {why}") from None
     data = spec.load()
-    return data.input_shape, data.kind
+    params = sum(p.numel() for p in build_model(model, data, load_weights=False).parameters())
+    return _Facts(data.input_shape, data.num_outputs, data.kind, params)
 
 
 def _target(args: argparse.Namespace) -> dict[str, Any]:

@@ -20,9 +20,29 @@ EPOCHS = 30
 FINETUNE = {"epochs": 2, "final_epochs": 10}  # after each pruning step, and after the last
 
 
-def student_for(input_shape: tuple[int, ...]) -> dict[str, Any]:
-    """The template's student for inputs of this shape (one sample, no batch axis)."""
-    return dict(STUDENTS["vector" if len(input_shape) == 1 else "conv"])
+# smaller students of the same families, for small teachers (`student_for`)
+LADDER: dict[str, list[dict[str, Any]]] = {
+    "conv": [STUDENTS["conv"], *({"arch": "mobilenet_v2", "width": w, "blocks": [1, 2], "head_channels": 4 * w} for w in (8, 6, 4))],
+    "vector": [STUDENTS["vector"], *({"arch": "mlp", "hidden": [h, h // 2]} for h in (32, 16, 8))],
+}
+SHRINK = 4  # the auto student has at most 1/SHRINK of the teacher's parameters when the ladder allows
+
+
+def student_for(input_shape: tuple[int, ...], num_outputs: int | None = None, teacher_params: int | None = None) -> dict[str, Any]:
+    """The template's student for inputs of this shape (one sample, no batch axis). Given the teacher's
+    parameter count: the largest of the family's ladder with at most 1/SHRINK of them (the smallest when
+    none is that small; the distill stage then warns)."""
+    ladder = LADDER["vector" if len(input_shape) == 1 else "conv"]
+    if teacher_params is None or num_outputs is None:
+        return dict(ladder[0])
+    from compress.models.zoo import MODELS
+
+    def size(entry: dict[str, Any]) -> int:
+        kwargs = {k: v for k, v in entry.items() if k != "arch"}
+        return sum(p.numel() for p in MODELS.get(entry["arch"])(input_shape, num_outputs, **kwargs).parameters())
+
+    fitting = [entry for entry in ladder if size(entry) * SHRINK <= teacher_params]
+    return dict(fitting[0] if fitting else ladder[-1])
 
 
 def task_entry(task: str | None) -> dict[str, str]:
