@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--recipe", default="digits_edge", help="a recipe file or a packaged recipe's name")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds per batch size")
+    parser.add_argument("--tag", help="results file suffix: chain_seeds_<recipe>_<tag> (e.g. held-out seeds)")
     parser.add_argument(
         "--max-drop", type=float, default=GOAL["points"] / 100, help="the recommendation's tolerance (default: the goal's %(default)s)"
     )
@@ -115,7 +116,7 @@ def main() -> None:
         "within 0.5 points (means over seeds). The recommendation's tolerance was "
         f"{100 * args.max_drop:g} points (`--max-drop`), replacing the recipe's acceptance tolerance."
     )
-    stem = f"chain_seeds_{Path(args.recipe).stem}"
+    stem = f"chain_seeds_{Path(args.recipe).stem}" + (f"_{args.tag}" if args.tag else "")
     data = {"runs": runs, "mean": mean, "goal": GOAL}
     md = save(stem, f"The whole chain over seeds: {args.recipe}", header, [*map(_row, runs), mean_row], data, notes)
     print(md.read_text())
