@@ -257,8 +257,8 @@ import torch.nn as nn
 
 def make_net():
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+        nn.Conv2d(1, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 96, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(96, 10),
     )
 """
 
@@ -284,7 +284,8 @@ def test_the_one_line_compress_command_runs_the_whole_chain_on_your_model(tmp_pa
     ]  # fmt: skip
     teacher = recipe["stages"][0]["load"]["model"]
     assert teacher == {"factory": "mymodels:make_net", "checkpoint": str(tmp_path.resolve() / "net.pt")}
-    assert recipe["stages"][1]["distill"]["model"]["arch"] == "mobilenet_v2"  # images: the template's CNN student
+    student = recipe["stages"][1]["distill"]["model"]
+    assert student["arch"] == "mobilenet_v2" and student["width"] == 12  # images, a 57k teacher: the template's full-size CNN student
     assert recipe["stages"][4]["quantize"] == {"models": ["student_pruned"]}
     run = cli("compress", *flags, "-q", cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr
