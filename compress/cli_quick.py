@@ -65,7 +65,9 @@ def add_quick_commands(sub: argparse._SubParsersAction) -> None:
         help="auto (a MobileNetV2-style CNN for images and sequences, an MLP for feature vectors, the largest with at most "
         "a quarter of the teacher's parameters), a zoo arch, or module:function",
     )
-    c.add_argument("--epochs", type=int, default=EPOCHS, help=f"distillation epochs (default {EPOCHS})")
+    c.add_argument(
+        "--epochs", type=int, default=EPOCHS, help=f"distillation epochs, and the teacher's when it is trained here (default {EPOCHS})"
+    )
     c.add_argument("--prune", type=float, default=0.5, metavar="RATIO", help="fraction of the student's channels to remove (0: no pruning)")
     c.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True, help="add the INT8 step (default: yes)")
     _add_run_options(c, "runs/<function>_edge")

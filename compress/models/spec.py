@@ -191,6 +191,7 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
     structure = state.get("structure") if isinstance(state, dict) else None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
+    _check_not_wrapped(model, path, state)
     try:
         if structure is not None:
             reshape(model, structure, state)  # a pruned model: sizes first, then weights
@@ -203,6 +204,20 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
             f"checkpoint {str(path)!r} does not fit the model: {detail}",
             fix="give model: the architecture and sizes the checkpoint was trained with",
         ) from None
+
+
+def _check_not_wrapped(model: nn.Module, path: Path, state: Any) -> None:
+    """A training checkpoint such as `{"model": state_dict, "epoch": 3}`: none of the model's weight names at
+    the top, a dict of tensors under some key. Name the keys, instead of listing every missing weight."""
+    if not isinstance(state, dict) or set(state) & set(model.state_dict()):
+        return
+    inner = [k for k, v in state.items() if isinstance(v, dict) and v and all(isinstance(t, torch.Tensor) for t in v.values())]
+    if inner:
+        keys = ", ".join(repr(k) for k in list(state)[:6])
+        raise ModelError(
+            f"checkpoint {str(path)!r} holds the weights under {inner[0]!r} (its top-level keys: {keys}), not at its top",
+            fix=f"save that part alone: torch.save(checkpoint[{inner[0]!r}], path), or torch.save(model.state_dict(), path)",
+        )
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, *, structure: bool = False) -> None:

@@ -87,6 +87,10 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     (tmp_path / "empty.pt").write_bytes(b"")  # the message handler itself used to crash on torch's empty EOFError
     with pytest.raises(ModelError, match="cannot read checkpoint .*: the file is empty; save the model's weights"):
         build_model(ModelSpec(arch="mlp", checkpoint=str(tmp_path / "empty.pt")), task)
+    torch.save({"model": model.state_dict(), "epoch": 3}, tmp_path / "wrapped.pt")  # a training loop's checkpoint
+    with pytest.raises(ModelError, match=r"holds the weights under 'model' \(its top-level keys: 'model', 'epoch'\)") as err:
+        build_model(ModelSpec(arch="mlp", hidden=[16], checkpoint=str(tmp_path / "wrapped.pt")), task)
+    assert "torch.save(checkpoint['model'], path)" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_checkpoint_with_pickled_code_is_refused(tmp_path):
