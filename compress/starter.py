@@ -31,7 +31,7 @@ SHRINK = 4  # the auto student has at most 1/SHRINK of the teacher's parameters 
 def student_for(input_shape: tuple[int, ...], num_outputs: int | None = None, teacher_params: int | None = None) -> dict[str, Any]:
     """The template's student for inputs of this shape (one sample, no batch axis). Given the teacher's
     parameter count: the largest of the family's ladder with at most 1/SHRINK of them (the smallest when
-    none is that small; the distill stage then warns)."""
+    none is that small; distill warns if it is no smaller than the teacher)."""
     ladder = LADDER["vector" if len(input_shape) == 1 else "conv"]
     if teacher_params is None or num_outputs is None:
         return dict(ladder[0])
