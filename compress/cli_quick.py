@@ -108,24 +108,25 @@ class _Facts(NamedTuple):
 def _task_facts(task: dict[str, Any], teacher: dict[str, Any]) -> _Facts:
     """One sample's shape, the task's outputs and kind, and the teacher's size (the template's student and
     loss depend on them); the teacher is built untrained only to be counted."""
-    from pydantic import ValidationError
-
     from compress.data.spec import TaskSpec
     from compress.models.spec import ModelSpec, build_model
 
-    try:
-        spec = TaskSpec.model_validate(task)
-    except ValidationError as err:
-        why = err.errors()[0]["msg"].removeprefix("Value error, ")
-        raise RecipeError(f"--task: {why}", fix="give a built-in task (digits, mnist1d, diabetes) or module:function") from None
-    try:
-        model = ModelSpec.model_validate(teacher)
-    except ValidationError as err:
-        why = err.errors()[0]["msg"].removeprefix("Value error, ")
-        raise RecipeError(f"--model: {why}") from None
+    spec = _flag_value(TaskSpec, task, "--task", fix="give a built-in task (digits, mnist1d, diabetes) or module:function")
+    model = _flag_value(ModelSpec, teacher, "--model")
     data = spec.load()
     params = sum(p.numel() for p in build_model(model, data, load_weights=False).parameters())
     return _Facts(data.input_shape, data.num_outputs, data.kind, params)
+
+
+def _flag_value(cls: Any, value: dict[str, Any], flag: str, fix: str | None = None) -> Any:
+    """`cls.model_validate(value)`, its first problem as a one-line error naming `flag`."""
+    from pydantic import ValidationError
+
+    try:
+        return cls.model_validate(value)
+    except ValidationError as err:
+        why = err.errors()[0]["msg"].removeprefix("Value error, ")
+        raise RecipeError(f"{flag}: {why}", fix=fix) from None
 
 
 def _target(args: argparse.Namespace) -> dict[str, Any]:

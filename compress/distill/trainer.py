@@ -76,7 +76,7 @@ UNLABELED = (
     "also train on the task's unlabeled inputs (mnist1d has 20,000; a factory gives them as TaskData(unlabeled=...)), "
     "whose only targets are the teacher's outputs; an epoch then covers the train split and them"
 )
-"""The `unlabeled` option of the stages that distill (distill, prune's fine-tuning)."""
+"""The `unlabeled` option of the stages that distill (distill, prune's fine-tuning, qad)."""
 
 
 class FitConfig(StageConfig):
